@@ -1,0 +1,91 @@
+"""The `nemotron` entry point.
+
+    nemotron nano3 pretrain|sft|rl|eval|pipe        training stages
+    nemotron nano3 data prep|import pretrain|sft|rl datasets
+    nemotron nano3 model import|eval ...            models
+    nemotron evaluate MODEL_ARTIFACT[:VERSION]
+    nemotron artifacts list|show|lineage|alias|verify|gc
+    nemotron kit squash IMAGE
+
+Global options (`--run/--batch PROFILE`, `--dry-run`, `-c/--config`) may come before or
+after the subcommand (see context.py). User errors print one line `error: ...` and
+exit 2; nothing here imports torch, nemo-run or Prefect unless a command needs them.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from nemotron_core.cli.nano3 import app as nano3_app
+
+app = typer.Typer(
+    name="nemotron",
+    help="Nemotron nano3 training pipeline: recipes, artifacts and Prefect flows.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    add_completion=False,
+)
+kit_app = typer.Typer(name="kit", help="Toolkit utilities (container images).", no_args_is_help=True)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    run: str = typer.Option(None, "--run", metavar="PROFILE", help="Run attached through an env.toml profile."),
+    batch: str = typer.Option(None, "--batch", metavar="PROFILE", help="Submit detached through an env.toml profile."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and the plan; run nothing."),
+    config: str = typer.Option(None, "-c", "--config", metavar="NAME|PATH", help="Recipe config: tiny, default or a YAML path."),
+) -> None:
+    """Options here are documentation: main() extracts them wherever they appear."""
+
+
+@app.command(name="evaluate", rich_help_panel="Model")
+def evaluate(model: str = typer.Argument(..., metavar="MODEL_ARTIFACT[:VERSION]")) -> None:
+    """Evaluate a model artifact version and print the comparison table."""
+    from nemotron_core.errors import NotBuiltError
+
+    raise NotBuiltError("'nemotron evaluate' is not built yet: the eval stage lands with issue #8")
+
+
+@kit_app.command(name="squash", rich_help_panel="Kit")
+def squash(image: str = typer.Argument(..., help="Container image to import as an enroot squash file.")) -> None:
+    """Build the enroot squash file for IMAGE on the Slurm profile (skipped when it exists)."""
+    from nemotron_core.errors import NotBuiltError
+
+    raise NotBuiltError("'nemotron kit squash' is not built yet: it lands with the execution layer, issue #5")
+
+
+app.add_typer(nano3_app, rich_help_panel="Recipes")
+app.add_typer(kit_app, rich_help_panel="Kit")
+
+
+def main(argv: list[str] | None = None) -> int:
+    import click
+
+    from nemotron_core.cli.context import split_argv
+    from nemotron_core.errors import NemotronError
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        rest, g = split_argv(argv)
+        command = typer.main.get_command(app)
+        command.main(args=rest, prog_name="nemotron", obj=g, standalone_mode=False)
+        return 0
+    except NemotronError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.exceptions.Abort:
+        print("aborted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

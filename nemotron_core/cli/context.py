@@ -1,0 +1,86 @@
+"""Late global options: `--run/--batch PROFILE`, `--dry-run`, `-c/--config` anywhere.
+
+Users type `nemotron nano3 sft -c tiny --run dev train.lr=1e-4 -- --extra`, or put the
+globals first. `split_argv` pulls the globals out of the whole command line (up to `--`)
+before Typer parses it; `key=value`, `+key=value` and `~key` words become the dotlist and
+words after `--` pass through to the recipe script untouched.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from nemotron_core.errors import NemotronError
+
+_DOTLIST = re.compile(r"^(\+?[A-Za-z_][\w.-]*=.*|~[A-Za-z_][\w.-]*)$")
+
+
+@dataclass
+class GlobalContext:
+    run: str | None = None  # profile, attached
+    batch: str | None = None  # profile, detached
+    dry_run: bool = False
+    config: str | None = None
+    passthrough: list[str] = field(default_factory=list)
+    argv: list[str] = field(default_factory=list)  # the full original command line
+
+    @property
+    def mode(self) -> str:
+        return "batch" if self.batch else "run" if self.run else "local"
+
+    @property
+    def profile(self) -> str | None:
+        return self.batch or self.run
+
+    @property
+    def attached(self) -> bool:
+        return not self.batch
+
+
+def split_argv(argv: list[str]) -> tuple[list[str], GlobalContext]:
+    """Remove the global options from `argv`; return (argv for Typer, GlobalContext)."""
+    ctx = GlobalContext(argv=list(argv))
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, ctx.passthrough = argv[:cut], argv[cut + 1:]
+    rest: list[str] = []
+    i = 0
+
+    def value(opt: str) -> str:
+        nonlocal i
+        if i + 1 >= len(argv) or argv[i + 1].startswith("-"):
+            raise NemotronError(f"option {opt} needs a value (e.g. {opt} {'tiny' if opt in ('-c', '--config') else 'local'})")
+        i += 1
+        return argv[i]
+
+    while i < len(argv):
+        word = argv[i]
+        opt, eq, inline = word.partition("=")
+        if opt in ("--run", "--batch", "--config") and eq:
+            setattr(ctx, opt[2:], inline)
+        elif word in ("--run", "--batch"):
+            setattr(ctx, word[2:], value(word))
+        elif word in ("-c", "--config"):
+            ctx.config = value(word)
+        elif word.startswith("-c") and len(word) > 2 and not word.startswith("--"):
+            ctx.config = word[2:]
+        elif word == "--dry-run":
+            ctx.dry_run = True
+        else:
+            rest.append(word)
+        i += 1
+    if ctx.run and ctx.batch:
+        raise NemotronError(f"--run {ctx.run} and --batch {ctx.batch} are exclusive: --run waits for the job, --batch submits and returns")
+    return rest, ctx
+
+
+def split_dotlist(args: list[str]) -> list[str]:
+    """The recipe command's extra words must all be overrides."""
+    for word in args:
+        if not _DOTLIST.match(word):
+            raise NemotronError(
+                f"unexpected argument '{word}': overrides look like key=value, +key=value or ~key; "
+                f"put arguments for the script after '--'"
+            )
+    return list(args)

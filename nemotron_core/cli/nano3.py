@@ -1,0 +1,102 @@
+"""`nemotron nano3 ...`: the nano3 recipe commands and their help panels."""
+
+from __future__ import annotations
+
+import typer
+
+from nemotron_core.cli.recipe_typer import RecipeMeta, RecipeTyper
+
+STAGES = "Training Stages"
+DATA = "Data"
+MODEL = "Model"
+
+PRETRAIN = RecipeMeta("nano3/pretrain", "recipes/nano3/stage0_pretrain/train.py", 7,
+                      inputs={"nano3-pretrain-data": "tokenized bin/idx blend + tokenizer"},
+                      outputs={"nano3-pretrain-model": "HF safetensors checkpoint"})
+SFT = RecipeMeta("nano3/sft", "recipes/nano3/stage1_sft/train.py", 7,
+                 inputs={"nano3-sft-data": "packed Parquet splits", "nano3-pretrain-model": "base model"},
+                 outputs={"nano3-sft-model": "HF safetensors checkpoint"})
+RL = RecipeMeta("nano3/rl", "recipes/nano3/stage2_rl/train.py", 8,
+                inputs={"nano3-rl-data": "JSONL prompts + answers", "nano3-sft-model": "policy and reference"},
+                outputs={"nano3-rl-model": "HF safetensors checkpoint"})
+EVAL = RecipeMeta("nano3/eval", "recipes/nano3/stage3_eval/eval.py", 8,
+                  inputs={"nano3-*-model": "any model artifact version"},
+                  outputs={"nano3-eval": "metrics JSON"})
+DATA_PREP = {
+    "pretrain": RecipeMeta("nano3/data/prep/pretrain", "recipes/nano3/stage0_pretrain/data_prep.py", 6,
+                           outputs={"nano3-pretrain-data": "bin/idx shards, blend.json, tokenizer"}),
+    "sft": RecipeMeta("nano3/data/prep/sft", "recipes/nano3/stage1_sft/data_prep.py", 6,
+                      outputs={"nano3-sft-data": "packed Parquet splits"}),
+    "rl": RecipeMeta("nano3/data/prep/rl", "recipes/nano3/stage2_rl/data_prep.py", 6,
+                     outputs={"nano3-rl-data": "JSONL prompts + manifest"}),
+}
+
+app = RecipeTyper(name="nano3", help="Nemotron nano3: data prep → pretrain → SFT → RL → eval.",
+                  no_args_is_help=True, rich_markup_mode="rich")
+data_app = RecipeTyper(name="data", help="Prepare or import the datasets the stages train on.", no_args_is_help=True)
+prep_app = RecipeTyper(name="prep", help="Build a dataset artifact from the synthetic world or your files.",
+                       no_args_is_help=True)
+model_app = RecipeTyper(name="model", help="Import or evaluate model artifacts.", no_args_is_help=True)
+
+
+def _run(meta: RecipeMeta, ctx: typer.Context) -> None:
+    from nemotron_core.cli.context import split_dotlist
+    from nemotron_core.cli.recipe_run import run_recipe
+
+    code = run_recipe(meta, ctx.obj, split_dotlist(ctx.args))
+    raise typer.Exit(code)
+
+
+@app.recipe(PRETRAIN, name="pretrain", panel=STAGES, help="Pretrain the decoder on the tokenized blend (torchrun).")
+def pretrain(ctx: typer.Context) -> None:
+    _run(PRETRAIN, ctx)
+
+
+@app.recipe(SFT, name="sft", panel=STAGES, help="Supervised fine-tuning on chat data, loss on assistant tokens (torchrun).")
+def sft(ctx: typer.Context) -> None:
+    _run(SFT, ctx)
+
+
+@app.recipe(RL, name="rl", panel=STAGES, help="GRPO reinforcement learning with verifiable rewards (Ray).")
+def rl(ctx: typer.Context) -> None:
+    _run(RL, ctx)
+
+
+@app.recipe(EVAL, name="eval", panel=STAGES, help="Evaluate a model artifact: perplexity, exact match, reward, lm-eval.")
+def eval_(ctx: typer.Context) -> None:
+    _run(EVAL, ctx)
+
+
+@app.command(name="pipe", rich_help_panel=STAGES,
+             context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def pipe(ctx: typer.Context) -> None:
+    """Run the whole nano3-full flow (data prep → pretrain → SFT → RL → eval) through Prefect."""
+    from nemotron_core.errors import NotBuiltError
+
+    raise NotBuiltError("'nano3 pipe' is not built yet: the nano3-full flow lands with issue #9")
+
+
+def _prep_command(kind: str) -> None:
+    meta = DATA_PREP[kind]
+
+    @prep_app.recipe(meta, name=kind, panel=DATA, help=f"Prepare {kind} data → {next(iter(meta.outputs))} (Ray).")
+    def command(ctx: typer.Context) -> None:
+        _run(meta, ctx)
+
+
+for _kind in DATA_PREP:
+    _prep_command(_kind)
+
+
+@model_app.command(name="eval", rich_help_panel=MODEL,
+                   context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def model_eval(ctx: typer.Context) -> None:
+    """Evaluate a model artifact version (see also `nemotron evaluate`)."""
+    from nemotron_core.errors import NotBuiltError
+
+    raise NotBuiltError("'nano3 model eval' is not built yet: the eval stage lands with issue #8")
+
+
+data_app.add_typer(prep_app, rich_help_panel=DATA)
+app.add_typer(data_app, rich_help_panel=DATA)
+app.add_typer(model_app, rich_help_panel=MODEL)

@@ -1,0 +1,65 @@
+"""Import shims for third-party breakage. Import `nemo_run` only through `import_nemo_run()`.
+
+nemo-run 0.11.1 imports `leptonai.api.v1.types...` at import time (its Lepton executor),
+but leptonai 0.47.x ships those modules as `leptonai.api.v2...`. Older leptonai that
+still has `api.v1` pins starlette<1, which cannot sit beside prefect 3.9. So, before
+nemo_run is imported, we serve `leptonai.api.v1[.x]` as the installed `leptonai.api.v2[.x]`
+(only when v1 is genuinely missing). Drop this when nemo-run imports leptonai v2 itself.
+See ../shared/notes/stack.md ("nemo-run 0.11.1 does not import with leptonai 0.47.x").
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.util
+import sys
+
+_V1, _V2 = "leptonai.api.v1", "leptonai.api.v2"
+
+
+class _AliasLoader(importlib.abc.Loader):
+    def __init__(self, target: str):
+        self.target = target
+
+    def create_module(self, spec):
+        return importlib.import_module(self.target)
+
+    def exec_module(self, module):  # the target module is already executed
+        pass
+
+
+class LeptonV1Alias(importlib.abc.MetaPathFinder):
+    """Resolves `leptonai.api.v1...` to the same-named module under `leptonai.api.v2`."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != _V1 and not fullname.startswith(_V1 + "."):
+            return None
+        target_name = _V2 + fullname[len(_V1):]
+        if importlib.util.find_spec(target_name) is None:
+            return None
+        return importlib.util.spec_from_loader(fullname, _AliasLoader(target_name), is_package=True)
+
+
+def install_leptonai_v1_alias() -> bool:
+    """Install the alias when leptonai has v2 but not v1. Returns True if installed."""
+    if any(isinstance(f, LeptonV1Alias) for f in sys.meta_path):
+        return True
+    try:
+        if importlib.util.find_spec(_V2) is None:
+            return False
+        if importlib.util.find_spec(_V1) is not None:
+            return False
+    except ModuleNotFoundError:  # leptonai not installed at all: nothing to fix
+        return False
+    # First in line, so every v1 submodule is the v2 module object itself (no duplicate copies).
+    sys.meta_path.insert(0, LeptonV1Alias())
+    return True
+
+
+def import_nemo_run():
+    """`import nemo_run as run`, with the leptonai shim applied first (~2 s: imports torch)."""
+    install_leptonai_v1_alias()
+    import nemo_run
+
+    return nemo_run

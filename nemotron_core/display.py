@@ -1,0 +1,53 @@
+"""Rich displays for the CLI: the compiled config and the launch plan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nemotron_core.secrets import is_secret_name, redact
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(soft_wrap=True)
+
+
+def display_job_config(job_config, *, title: str = "train config (resolved)") -> None:
+    from omegaconf import OmegaConf
+    from rich.panel import Panel
+    from rich.syntax import Syntax
+
+    data = OmegaConf.to_container(job_config, resolve=False)
+    data.pop("run", None)
+    text = OmegaConf.to_yaml(OmegaConf.create(redact(data)))
+    _console().print(Panel(Syntax(text, "yaml", theme="ansi_dark", background_color="default"),
+                           title=title, title_align="left", border_style="dim"))
+
+
+def display_plan(plan, *, job_dir: Path, mode: str, profile_name: str, artifacts: dict, sbatch: str | None = None,
+                 dry_run: bool = False) -> None:
+    from rich.panel import Panel
+    from rich.table import Table
+
+    t = Table.grid(padding=(0, 2))
+    t.add_column(style="bold cyan")
+    t.add_column(overflow="fold")
+    t.add_row("recipe", plan.recipe)
+    t.add_row("mode", f"{mode} (profile {profile_name})")
+    t.add_row("executor", plan.executor)
+    t.add_row("launcher", plan.launcher)
+    t.add_row("resources", f"{plan.nodes} node(s) × {plan.gpus_per_node} GPU(s); {plan.nproc_per_node} process(es)/node")
+    t.add_row("job.yaml", str(job_dir / "job.yaml") + ("  (not written: dry run)" if dry_run else ""))
+    t.add_row("train.yaml", str(job_dir / "train.yaml"))
+    t.add_row("command", plan.command_line)
+    for k, v in plan.env.items():
+        t.add_row("env", f"{k}={'***' if is_secret_name(k) else v}")
+    for ref, pinned in artifacts.items():
+        t.add_row("artifact", f"{ref} → {pinned}")
+    for note in plan.notes:
+        t.add_row("note", note)
+    console = _console()
+    console.print(Panel(t, title="plan" + (" (dry run)" if dry_run else ""), title_align="left", border_style="dim"))
+    if sbatch:
+        console.print(Panel(sbatch, title="sbatch script", title_align="left", border_style="dim"))
