@@ -16,6 +16,10 @@ class NemotronError(Exception):
 
     exit_code = 2
 
+    def __init__(self, message: str):
+        # One line, always: wrapped library messages (YAML, TOML) may carry newlines.
+        super().__init__(" ".join(str(message).split()))
+
 
 class RunspecError(NemotronError):
     """A recipe script's `[tool.runspec]` block is missing or invalid."""
@@ -35,6 +39,17 @@ class ArtifactError(NemotronError):
 
 class NotBuiltError(NemotronError):
     """A command whose stage is not built yet."""
+
+
+def find_cause(exc: BaseException) -> NemotronError | None:
+    """The NemotronError a library wrapped (omegaconf wraps resolver errors), if any."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, NemotronError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def did_you_mean(value: str, choices: Iterable[str]) -> str:

@@ -26,8 +26,9 @@ def job_environment(plan_env: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def execute_local(plan, job_dir: Path, *, echo=sys.stdout) -> int:
+def execute_local(plan, job_dir: Path, *, echo=None) -> int:
     """Run `plan.command` in `job_dir`; return its exit code (128+N when killed by signal N)."""
+    echo = echo or sys.stdout
     job_dir = Path(job_dir)
     job_dir.mkdir(parents=True, exist_ok=True)
     env = job_environment(plan.env)

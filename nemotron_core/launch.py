@@ -9,6 +9,7 @@ job sees the same environment as the CLI.
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -35,6 +36,16 @@ class Plan:
     @property
     def command_line(self) -> str:
         return shlex.join(self.command)
+
+
+def local_gpu_count() -> int:
+    """GPUs on this machine, without importing torch (the NVIDIA driver lists them in /proc)."""
+    gpus = Path("/proc/driver/nvidia/gpus")
+    count = len(list(gpus.iterdir())) if gpus.is_dir() else 0
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        count = min(count, len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"]))
+    return count
 
 
 def _int(profile, key: str, value: Any) -> int:
@@ -71,9 +82,11 @@ def plan_job(spec, profile, train_path: Path, *, passthrough=(), nodes: int | No
     if executor == "local":
         # No GPUs here is normal: the profile says how many CPU workers to start instead.
         nproc = _int(profile, "nproc_per_node", profile.get("nproc_per_node", 1)) if profile else 1
-        if g and nproc != g:
-            notes.append(f"local executor: {nproc} process(es) per node (profile nproc_per_node), "
-                         f"not the runspec's {g} GPUs")
+        available = local_gpu_count()
+        if g > available:
+            notes.append(f"local executor: the recipe asks for {g} GPU(s), this machine has {available}; "
+                         f"running {nproc} process(es) (profile nproc_per_node)")
+            g = available
         n = 1
     else:
         nproc = g or _int(profile, "nproc_per_node", profile.get("nproc_per_node", 1))

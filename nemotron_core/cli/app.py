@@ -62,29 +62,22 @@ app.add_typer(nano3_app, rich_help_panel="Recipes")
 app.add_typer(kit_app, rich_help_panel="Kit")
 
 
-def main(argv: list[str] | None = None) -> int:
-    import click
-
+def main(argv: list[str] | None = None, *, cli: typer.Typer | None = None) -> int:
     from nemotron_core.cli.context import split_argv
     from nemotron_core.errors import NemotronError
 
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         rest, g = split_argv(argv)
-        command = typer.main.get_command(app)
-        command.main(args=rest, prog_name="nemotron", obj=g, standalone_mode=False)
+        command = typer.main.get_command(cli or app)
+        # standalone mode: click prints usage errors and exits 2; our errors propagate.
+        command.main(args=rest, prog_name="nemotron", obj=g, standalone_mode=True)
         return 0
     except NemotronError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
-    except click.exceptions.Exit as e:
-        return e.exit_code
-    except click.ClickException as e:
-        e.show()
-        return e.exit_code
-    except click.exceptions.Abort:
-        print("aborted", file=sys.stderr)
-        return 130
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from nemotron_core.errors import ConfigError, NemotronError
+from nemotron_core.errors import ConfigError, NemotronError, find_cause
 from nemotron_core.secrets import is_secret_name, REDACTED
 
 MODES = ("local", "run", "batch")
@@ -57,6 +57,28 @@ def _check_secret_literals(cfg: Any, path: str = "") -> None:
     elif isinstance(cfg, list):
         for i, v in enumerate(cfg):
             _check_secret_literals(v, f"{path}.{i}")
+
+
+def _check_secret_values(plain: Any) -> None:
+    """No resolved value may equal a secret env var's value (a leak through a plain key)."""
+    secrets = {v: k for k, v in os.environ.items() if is_secret_name(k) and len(v) >= 8}
+    if not secrets:
+        return
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{path}.{k}" if path else str(k))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{path}.{i}")
+        elif isinstance(node, str) and any(s in node for s in secrets):
+            var = next(secrets[s] for s in secrets if s in node)
+            raise ConfigError(f"config key '{path}' resolves to the value of the secret ${var}; "
+                              f"put the reference under a secret-named key (e.g. {path.rsplit('.', 1)[-1]}_token) "
+                              f"so it stays unresolved in job.yaml")
+
+    walk(plain, "")
 
 
 def resolve_train_config(train: DictConfig, *, remote: bool = False):
@@ -92,12 +114,13 @@ def resolve_train_config(train: DictConfig, *, remote: bool = False):
         except NemotronError:
             raise
         except Exception as e:  # omegaconf's interpolation / missing-value errors
-            cause = e.__cause__ if isinstance(e.__cause__, NemotronError) else None
+            cause = find_cause(e)
             if cause:
                 raise cause from None
             first = str(e).splitlines()[0]
             key = getattr(e, "full_key", None)
             raise ConfigError(f"config key '{key}': {first}" if key else f"config: {first}") from None
+    _check_secret_values(plain)
     for dotted, ref in kept.items():
         OmegaConf.update(node := OmegaConf.create(plain), dotted, ref, merge=False)
         plain = OmegaConf.to_container(node, resolve=False)

@@ -27,6 +27,31 @@ def resolve_config_path(config_dir: Path, name_or_path: str | None, default: str
     )
 
 
+_LOADER = None
+
+
+def yaml_loader():
+    """A SafeLoader that also reads `1e-3` / `5E+2` as floats (YAML 1.1 would say string)."""
+    global _LOADER
+    if _LOADER is None:
+        import re
+
+        import yaml
+
+        class Loader(yaml.SafeLoader):
+            pass
+
+        float_re = re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+            |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+            |\.[0-9_]+(?:[eE][-+][0-9]+)?
+            |[-+]?\.(?:inf|Inf|INF)
+            |\.(?:nan|NaN|NAN))$""", re.X)
+        Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+        Loader.add_implicit_resolver("tag:yaml.org,2002:float", float_re, list("-+0123456789."))
+        _LOADER = Loader
+    return _LOADER
+
+
 def load_yaml(path: Path) -> DictConfig:
     """Load one YAML file as a DictConfig; errors name the file (and line when known)."""
     import yaml
@@ -36,7 +61,7 @@ def load_yaml(path: Path) -> DictConfig:
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read config: {e}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=yaml_loader())
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)

@@ -64,8 +64,10 @@ def _parse_value(text: str, item: str, source: str):
 
     if text == "":
         return ""
+    from nemotron_core.config.loader import yaml_loader
+
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=yaml_loader())
     except yaml.YAMLError as e:
         raise ConfigError(f"override '{item}' ({source}): value {text!r} is not valid YAML: "
                           f"{getattr(e, 'problem', e)}; quote it") from None
