@@ -1,0 +1,62 @@
+"""Content keys change exactly when what a stage computes changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nemotron_core.content_key import content_key, recipe_source_digest
+
+
+@pytest.fixture
+def family(tmp_path) -> Path:
+    root = tmp_path / "recipes" / "nano3"
+    for d in ("stage0_pretrain", "stage1_sft", "common", "training"):
+        (root / d).mkdir(parents=True)
+    (root / "__init__.py").write_text("")
+    (root / "stage0_pretrain" / "train.py").write_text("print('pretrain')\n")
+    (root / "stage1_sft" / "train.py").write_text("print('sft')\n")
+    (root / "common" / "world.py").write_text("X = 1\n")
+    (root / "training" / "loop.py").write_text("Y = 1\n")
+    return root
+
+
+def key(**over):
+    base = dict(recipe="nano3/sft", source_digest="s", train_config={"lr": 1.0, "output_dir": "/a"},
+                image="img", inputs={"nano3-sft-data:v1": "d1"})
+    return content_key(**{**base, **over})
+
+
+def test_source_digest_tracks_script_and_shared_packages_only(family):
+    pretrain, sft = family / "stage0_pretrain" / "train.py", family / "stage1_sft" / "train.py"
+    before = recipe_source_digest(pretrain)
+    sft.write_text("print('sft v2')\n")  # another stage's script: no effect
+    assert recipe_source_digest(pretrain) == before
+    (family / "training" / "loop.py").write_text("Y = 2\n")  # shared code: changes it
+    after_shared = recipe_source_digest(pretrain)
+    assert after_shared != before
+    pretrain.write_text("print('pretrain v2')\n")
+    assert recipe_source_digest(pretrain) != after_shared
+
+
+def test_content_key_ignores_where_the_output_goes():
+    assert key() == key(train_config={"lr": 1.0, "output_dir": "/elsewhere", "resume": "auto"})
+
+
+@pytest.mark.parametrize("change", [
+    {"train_config": {"lr": 2.0}},
+    {"image": "img:2"},
+    {"inputs": {"nano3-sft-data:v2": "d2"}},
+    {"inputs": {"nano3-sft-data:v1": "d1-changed"}},
+    {"source_digest": "s2"},
+    {"recipe": "nano3/rl"},
+])
+def test_content_key_changes_with_what_is_computed(change):
+    assert key(**change) != key()
+
+
+def test_input_order_does_not_matter():
+    a = key(inputs={"x:v1": "1", "y:v2": "2"})
+    b = key(inputs={"y:v2": "2", "x:v1": "1"})
+    assert a == b
