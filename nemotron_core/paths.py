@@ -44,6 +44,7 @@ def state_env(state: Path | None = None) -> dict[str, str]:
         "TRITON_CACHE_DIR": str(s / "cache" / "triton"),
         "WANDB_DIR": str(s / "wandb"),
         "WANDB_CACHE_DIR": str(s / "cache" / "wandb"),
+        "WANDB_DATA_DIR": str(s / "cache" / "wandb-data"),  # else wandb stages under ~/.local/share
         "WANDB_CONFIG_DIR": str(s / "cache" / "wandb-config"),
         "MPLCONFIGDIR": str(s / "cache" / "matplotlib"),
         "RAY_TMPDIR": str(s / "ray"),

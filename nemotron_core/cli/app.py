@@ -18,6 +18,7 @@ import sys
 
 import typer
 
+from nemotron_core.cli.artifacts_cmd import app as artifacts_app
 from nemotron_core.cli.nano3 import app as nano3_app
 
 app = typer.Typer(
@@ -51,14 +52,25 @@ def evaluate(model: str = typer.Argument(..., metavar="MODEL_ARTIFACT[:VERSION]"
 
 
 @kit_app.command(name="squash", rich_help_panel="Kit")
-def squash(image: str = typer.Argument(..., help="Container image to import as an enroot squash file.")) -> None:
-    """Build the enroot squash file for IMAGE on the Slurm profile (skipped when it exists)."""
-    from nemotron_core.errors import NotBuiltError
+def squash(ctx: typer.Context,
+           image: str = typer.Argument(..., help="Container image to import as an enroot squash file."),
+           force: bool = typer.Option(False, "--force", help="Import again even if the squash file exists.")) -> None:
+    """Build the enroot squash file for IMAGE on the Slurm profile (skipped when it exists).
 
-    raise NotBuiltError("'nemotron kit squash' is not built yet: it lands with the execution layer, issue #5")
+    Use with --run/--batch PROFILE (a Slurm profile); --dry-run prints the commands.
+    """
+    from nemotron_core.errors import ProfileError
+    from nemotron_core.execution.squash import ensure_squashed_image
+    from nemotron_core.profiles import load_env
+
+    g = ctx.obj
+    if g is None or not g.profile:
+        raise ProfileError("'nemotron kit squash' needs a Slurm profile: nemotron kit squash IMAGE --run PROFILE")
+    ensure_squashed_image(load_env().profile(g.profile), image, force=force, dry_run=g.dry_run)
 
 
 app.add_typer(nano3_app, rich_help_panel="Recipes")
+app.add_typer(artifacts_app, name="artifacts", rich_help_panel="Artifacts")
 app.add_typer(kit_app, rich_help_panel="Kit")
 
 

@@ -97,6 +97,10 @@ def model_eval(ctx: typer.Context) -> None:
     raise NotBuiltError("'nano3 model eval' is not built yet: the eval stage lands with issue #8")
 
 
+from nemotron_core.cli.import_cmd import data_import_app, model_import_app  # noqa: E402
+
 data_app.add_typer(prep_app, rich_help_panel=DATA)
+data_app.add_typer(data_import_app, name="import", rich_help_panel=DATA)
+model_app.add_typer(model_import_app, name="import", rich_help_panel=MODEL)
 app.add_typer(data_app, rich_help_panel=DATA)
 app.add_typer(model_app, rich_help_panel=MODEL)
