@@ -12,13 +12,13 @@ MODEL = "Model"
 
 PRETRAIN = RecipeMeta("nano3/pretrain", "recipes/nano3/stage0_pretrain/train.py", 7,
                       inputs={"nano3-pretrain-data": "tokenized bin/idx blend + tokenizer"},
-                      outputs={"nano3-pretrain-model": "HF safetensors checkpoint"})
+                      outputs={"nano3-pretrain-model": "HF safetensors checkpoint"}, artifact_subdir="model")
 SFT = RecipeMeta("nano3/sft", "recipes/nano3/stage1_sft/train.py", 7,
                  inputs={"nano3-sft-data": "packed Parquet splits", "nano3-pretrain-model": "base model"},
-                 outputs={"nano3-sft-model": "HF safetensors checkpoint"})
+                 outputs={"nano3-sft-model": "HF safetensors checkpoint"}, artifact_subdir="model")
 RL = RecipeMeta("nano3/rl", "recipes/nano3/stage2_rl/train.py", 8,
                 inputs={"nano3-rl-data": "JSONL prompts + answers", "nano3-sft-model": "policy and reference"},
-                outputs={"nano3-rl-model": "HF safetensors checkpoint"})
+                outputs={"nano3-rl-model": "HF safetensors checkpoint"}, artifact_subdir="model")
 EVAL = RecipeMeta("nano3/eval", "recipes/nano3/stage3_eval/eval.py", 8,
                   inputs={"nano3-*-model": "any model artifact version"},
                   outputs={"nano3-eval": "metrics JSON"})
@@ -69,11 +69,19 @@ def eval_(ctx: typer.Context) -> None:
 
 @app.command(name="pipe", rich_help_panel=STAGES,
              context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def pipe(ctx: typer.Context) -> None:
-    """Run the whole nano3-full flow (data prep → pretrain → SFT → RL → eval) through Prefect."""
-    from nemotron_core.errors import NotBuiltError
+def pipe(
+    ctx: typer.Context,
+    stages: str = typer.Option(None, "--stages", help="Comma-separated subset, e.g. sft,rl,eval (default: all)."),
+    force: bool = typer.Option(False, "--force", help="Rerun the selected stages even when cached."),
+) -> None:
+    """Run the nano3-full flow: data prep → pretrain → SFT → RL → eval, cached by content.
 
-    raise NotBuiltError("'nano3 pipe' is not built yet: the nano3-full flow lands with issue #9")
+    Overrides name their stage: [bold]sft.train.lr=1e-4[/], [bold]+pretrain.x=1[/], [bold]~rl.y[/].
+    With --dry-run, prints for each stage whether it would be skipped (cached), re-attached or submitted.
+    """
+    from nemotron_core.cli.pipe import run_pipe
+
+    raise typer.Exit(run_pipe(ctx.obj, ctx.args, stages=stages, force=force))
 
 
 def _prep_command(kind: str) -> None:

@@ -25,6 +25,7 @@ class RecipeMeta:
     issue: int  # where the stage is being built, for the "not built yet" message
     inputs: dict[str, str] = field(default_factory=dict)  # artifact name -> what it is
     outputs: dict[str, str] = field(default_factory=dict)
+    artifact_subdir: str = ""  # the part of output_dir registered as the output artifact
 
     @property
     def script_path(self) -> Path:

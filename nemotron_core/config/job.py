@@ -26,7 +26,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from nemotron_core.errors import ConfigError, NemotronError, find_cause
-from nemotron_core.secrets import is_secret_name, REDACTED
+from nemotron_core.secrets import REDACTED, is_secret_key, is_secret_name
 
 MODES = ("local", "run", "batch")
 
@@ -50,7 +50,7 @@ def _check_secret_literals(cfg: Any, path: str = "") -> None:
     if isinstance(cfg, dict):
         for k, v in cfg.items():
             here = f"{path}.{k}" if path else str(k)
-            if is_secret_name(k) and isinstance(v, str) and v and not v.startswith("${oc.env:") and v != REDACTED:
+            if is_secret_key(k) and isinstance(v, str) and v and not v.startswith("${oc.env:") and v != REDACTED:
                 raise ConfigError(f"config key '{here}' holds a secret value; write ${{oc.env:VAR}} "
                                   f"instead and export VAR (secrets never go into job.yaml)")
             _check_secret_literals(v, here)
@@ -97,7 +97,7 @@ def resolve_train_config(train: DictConfig, *, remote: bool = False):
             out = {}
             for k, v in node.items():
                 here = f"{path}.{k}" if path else str(k)
-                if is_secret_name(k) and isinstance(v, str) and v.startswith("${oc.env:"):
+                if is_secret_key(k) and isinstance(v, str) and v.startswith("${oc.env:"):
                     kept[here] = v
                     out[k] = REDACTED
                 else:

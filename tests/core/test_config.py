@@ -246,3 +246,19 @@ def test_job_dirs_are_unique_and_under_the_state_folder(monkeypatch, tmp_path):
     monkeypatch.setenv("NEMOTRON_STATE_DIR", str(tmp_path))
     a, b = generate_job_dir("nano3/pretrain"), generate_job_dir("nano3/pretrain")
     assert a != b and a.parent == tmp_path / "jobs" / "nano3-pretrain"
+
+
+@pytest.mark.parametrize("name,secret", [
+    ("tokenizer_path", False), ("max_tokens", False), ("content_key", False), ("key_storage", False),
+    ("api_key", True), ("wandb_api_key", True), ("hf_token", True), ("password", True), ("apiKey", True),
+    ("aws_secret_access_key", True), ("access_key", True), ("api_key_env", False),
+])
+def test_secret_config_keys_are_word_based(name, secret):
+    from nemotron_core.secrets import is_secret_key
+
+    assert is_secret_key(name) is secret
+
+
+def test_tokenizer_path_is_an_ordinary_key(spec):
+    job = build_job_config(OmegaConf.create({"tokenizer_path": "/data/tok", "max_tokens": 5}), spec=spec)
+    assert job.tokenizer_path == "/data/tok"

@@ -1,9 +1,13 @@
-"""Running a planned job locally: the `--run local`-style direct execution.
+"""Running a planned job locally and attached: the `--run local`-style direct execution.
 
 The child gets the CLI's environment plus the state-folder variables (so caches and
 homes stay in the project) and the job's non-secret env. Its output is streamed to the
 terminal and appended to `<job dir>/job.log`. Ctrl-C or SIGTERM stops the whole process
 group (torchrun's workers included) before we return.
+
+This is the attached, in-process path (the CLI waits on the child it started). Detached
+local jobs that another process can find, poll and cancel go through
+`backends/local.py` (`submit` on a local profile).
 """
 
 from __future__ import annotations

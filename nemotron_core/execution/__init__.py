@@ -1,0 +1,58 @@
+"""The execution layer: where and how a recipe job runs, and the handle to it afterwards.
+
+A stage's Prefect task reads top to bottom:
+
+    executor = create_executor(profile, spec)            # nemo-run LocalExecutor / SlurmExecutor,
+                                                         # or RayClusterExecutor (local Ray head)
+    job = submit(executor, plan, job_dir=job_dir,        # JobRef persisted in the job dir;
+                 content_key=key, flow_run_id=run_id)    # re-attaches instead of resubmitting
+    status = job.wait(on_log=logger.info, check=True)    # real state + exit code, logs streamed
+
+Modules (one job each):
+    local.py          execute_local: the attached `--run local` path (CLI waits on its child)
+    executors.py      create_executor, build_env_vars, get_startup_commands, job_paths
+    jobs.py           submit, find_job, Job (status/wait/cancel/requeue/logs), wait_all
+    states.py         JobState, JobStatus, JobError
+    refs.py           JobRef persistence and the by-key / by-flow-run indexes
+    secrets_file.py   the 0600 secrets.env, scrubbed environments
+    logs.py           following log files / texts line by line
+    packaging.py      SelfContainedPackager, CodePackager, choose_packager (imports nemo-run)
+    squash.py         ensure_squashed_image (enroot import on the Slurm profile)
+    sweeper.py        list and cancel the jobs of a (dead) flow run
+    backends/         local (process group), slurm (sbatch + squeue/jobcomp), ray (job API)
+
+Importing this package is cheap: nemo-run, Ray and torch load only when a function needs them.
+"""
+
+from __future__ import annotations
+
+from nemotron_core.execution.executors import (JobOptions, JobPaths, RayClusterExecutor, build_env_vars,
+                                               create_executor, get_startup_commands, job_options, job_paths)
+from nemotron_core.execution.jobs import Job, find_job, submit, wait_all
+from nemotron_core.execution.local import execute_local, job_environment
+from nemotron_core.execution.refs import JobRef
+from nemotron_core.execution.states import JobError, JobState, JobStatus
+
+_LAZY = {
+    "SelfContainedPackager": "nemotron_core.execution.packaging",
+    "CodePackager": "nemotron_core.execution.packaging",
+    "choose_packager": "nemotron_core.execution.packaging",
+    "ensure_squashed_image": "nemotron_core.execution.squash",
+    "render_job_script": "nemotron_core.execution.backends.slurm",
+    "cancel_flow_run": "nemotron_core.execution.sweeper",
+    "orphans": "nemotron_core.execution.sweeper",
+}
+
+__all__ = [
+    "Job", "JobError", "JobOptions", "JobPaths", "JobRef", "JobState", "JobStatus", "RayClusterExecutor",
+    "build_env_vars", "create_executor", "execute_local", "find_job", "get_startup_commands", "job_environment",
+    "job_options", "job_paths", "submit", "wait_all", *_LAZY,
+]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'nemotron_core.execution' has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""Job backends: local process groups, Slurm, Ray. Each reads its own real state."""

@@ -1,0 +1,297 @@
+"""Executors: where a job runs, built from an env.toml profile and the recipe's runspec.
+
+    executor = create_executor(profile, spec)          # nemo-run LocalExecutor / SlurmExecutor,
+                                                       # or RayClusterExecutor (a local Ray head)
+    job = submit(executor, plan, job_dir=...)          # jobs.py
+    job.wait()
+
+Decisions (see also jobs.py):
+- We return nemo-run's own executor objects for local and Slurm, configured the way
+  nemo-run expects (SlurmExecutor with account, partition, nodes, ntasks_per_node,
+  gpus_per_node, time, container image, mounts, LocalTunnel or SSHTunnel, packager,
+  torchrun launcher). What nemo-run has no field for (the profile name, the runspec's
+  launch kind, the interpreter inside the job, secret names, the Ray address) rides
+  along in `executor.nemotron` (a `JobOptions`); `job_options(executor)` reads it and
+  falls back to defaults for an executor built by hand.
+- Resources: runspec `[resources]` < profile (`nodes`, `gpus_per_node`) < the caller's
+  `nodes=`/`gpus_per_node=` (the CLI). Unlike the seed, the runspec is honoured on Slurm.
+  Tasks per node: profile `ntasks_per_node`, else the GPUs per node, else
+  `nproc_per_node` (CPU clusters). With the torchrun launcher nemo-run turns that into
+  one task per node running `torchrun --nproc-per-node N`.
+- Environment: `build_env_vars` returns only non-secret variables (they are written in
+  plain text into the sbatch script). Secrets go through secrets_file.py.
+- A container image comes from the profile (`container_image`/`container`), else the
+  runspec `image`; `container_image = ""` in a profile means "no container" (a cluster
+  without pyxis, like the test cluster). Without a container the job uses this
+  interpreter (`python` key to change it) and finds `torchrun` next to it.
+- nemo-run is imported inside functions only (~2.3 s, it imports torch), with
+  NEMORUN_HOME pinned under the state folder first.
+
+Profile keys read here (slurm): account, partition, run_partition, batch_partition,
+nodes, gpus_per_node, ntasks_per_node, nproc_per_node, cpus_per_task, mem, time, qos,
+gres, constraint, exclusive, container_image|container, mounts, tunnel (local|ssh),
+host, user, port, identity, remote_job_dir, slurm_conf (LocalTunnel; default $SLURM_CONF),
+packager, code_excludes, python, startup_commands, env|env_vars, secrets, retries,
+additional_parameters, squash (use the image's enroot squash file, see squash.py), squash_dir.
+(local) nproc_per_node. (ray) address, entrypoint_num_cpus.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nemotron_core.errors import ProfileError
+from nemotron_core.paths import PACKAGE_ROOT, state_dir, state_env
+from nemotron_core.secrets import is_secret_name
+
+
+def nemo_run():
+    """`import nemo_run` (through the leptonai shim) with its home under the state folder."""
+    from nemotron_core.compat import import_nemo_run
+
+    os.environ.setdefault("NEMORUN_HOME", state_env()["NEMORUN_HOME"])
+    return import_nemo_run()
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """What a job needs beyond nemo-run's executor fields."""
+
+    profile: str = "local"
+    launch: str = "direct"  # runspec run.launch: torchrun | ray | direct
+    python: str = sys.executable  # the interpreter inside the job
+    secret_names: tuple[str, ...] = ()
+    remote_job_dir: str | None = None  # job dirs on the cluster (SSH tunnel); None = this host's
+    code_root: str = str(PACKAGE_ROOT)  # what the packager ships; paths under it are remapped
+    startup: tuple[str, ...] = ()  # profile startup_commands (local/Ray wrapper; Slurm: setup_lines)
+    slurm_conf: str | None = None  # SLURM_CONF for the Slurm clients on this host (LocalTunnel)
+
+
+@dataclass
+class RayClusterExecutor:
+    """A running Ray cluster reached through its job-submission (dashboard) address."""
+
+    address: str
+    env_vars: dict[str, str] = field(default_factory=dict)
+    entrypoint_num_cpus: float | None = None
+    nemotron: JobOptions = field(default_factory=JobOptions)
+
+
+def job_options(executor) -> JobOptions:
+    return getattr(executor, "nemotron", None) or JobOptions()
+
+
+def _attach(executor, options: JobOptions):
+    object.__setattr__(executor, "nemotron", options)
+    return executor
+
+
+# --------------------------------------------------------------------------- profile helpers
+
+
+def get_startup_commands(profile) -> list[str]:
+    """The profile's `startup_commands` (shell lines run in the job before the command)."""
+    commands = profile.get("startup_commands") if profile is not None else None
+    if not commands:
+        return []
+    if not isinstance(commands, list) or not all(isinstance(c, str) for c in commands):
+        raise ProfileError(f"profile '{profile.name}': startup_commands = {commands!r} must be a list of shell lines")
+    return list(commands)
+
+
+def _remote_cluster(profile) -> bool:
+    """True when the job runs on another machine (SSH tunnel): this host's paths are not valid there."""
+    return profile is not None and profile.get("tunnel", "local") == "ssh"
+
+
+def build_env_vars(job_config: Any = None, profile=None) -> dict[str, str]:
+    """Non-secret environment for the job.
+
+    - the state-folder variables (caches and homes) when the job runs on this host's
+      filesystem; `NEMO_RUN_DIR`/`HF_HOME` under `remote_job_dir` for an SSH cluster;
+    - `WANDB_ENTITY`/`WANDB_PROJECT`/`WANDB_MODE` from the job config's `run.wandb` or
+      the profile's `[wandb]`;
+    - the profile's `env` / `env_vars` tables, last (they win).
+    Secret-named variables are never returned, whatever their source: they go to
+    secrets.env (secrets_file.py).
+    """
+    env: dict[str, str] = {}
+    remote = _remote_cluster(profile)
+    if not remote:
+        env.update(state_env())
+    elif profile.get("remote_job_dir"):
+        root = str(profile.get("remote_job_dir")).rstrip("/")
+        env["NEMO_RUN_DIR"] = root
+        env["HF_HOME"] = f"{root}/hf"
+    wandb: dict[str, Any] = {}
+    if profile is not None and isinstance(profile.get("wandb"), dict):
+        wandb.update(profile.get("wandb"))
+    try:
+        run_wandb = job_config.run.wandb if job_config is not None and "run" in job_config else None
+        if run_wandb is not None:
+            from omegaconf import OmegaConf
+
+            wandb.update(OmegaConf.to_container(run_wandb, resolve=True) or {})
+    except Exception:  # a job config without run.wandb
+        pass
+    for key in ("entity", "project", "mode"):
+        if wandb.get(key):
+            env[f"WANDB_{key.upper()}"] = str(wandb[key])
+    if profile is not None:
+        for table in ("env", "env_vars"):
+            env.update({str(k): str(v) for k, v in (profile.get(table) or {}).items()})
+    return {k: v for k, v in env.items() if not is_secret_name(k)}
+
+
+def _image(profile, spec) -> str | None:
+    for key in ("container_image", "container"):
+        if profile.get(key) is not None:
+            return profile.get(key) or None  # "" = no container
+    return getattr(spec, "image", None) or None
+
+
+def _int(profile, key: str, default: int | None) -> int | None:
+    value = profile.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ProfileError(f"profile '{profile.name}': {key} = {value!r} must be a non-negative integer")
+    return value
+
+
+# --------------------------------------------------------------------------- create_executor
+
+
+def create_executor(profile, spec, *, nodes: int | None = None, gpus_per_node: int | None = None,
+                    env_vars: dict[str, str] | None = None, packager=None, attached: bool = True,
+                    mounts: list[str] | tuple[str, ...] = (), job_config: Any = None):
+    """The executor for `profile` running recipe `spec`.
+
+    `nodes`/`gpus_per_node` come from the CLI and override the profile, which overrides
+    the runspec. `env_vars` defaults to `build_env_vars(job_config, profile)`;
+    `packager` defaults to packaging.choose_packager(profile, spec).
+    """
+    from nemotron_core.execution.secrets_file import secret_names
+    from nemotron_core.launch import resources
+
+    kind = profile.executor if profile is not None else "local"
+    env = dict(build_env_vars(job_config, profile) if env_vars is None else env_vars)
+    leaked = [k for k in env if is_secret_name(k)]
+    if leaked:
+        raise ProfileError(f"env var {leaked[0]} is a secret: it must not go into the job's plain environment; "
+                           f"export it in your shell (it reaches the job through secrets.env)")
+    launch = spec.run.launch
+    base = dict(profile=profile.name if profile is not None else "local", launch=launch,
+                secret_names=tuple(secret_names(profile)), startup=tuple(get_startup_commands(profile)))
+
+    if kind == "local":
+        run = nemo_run()
+        nproc = _int(profile, "nproc_per_node", 1) if profile is not None else 1
+        ex = run.LocalExecutor(ntasks_per_node=nproc or 1, launcher="torchrun" if launch == "torchrun" else None,
+                               env_vars=env)
+        return _attach(ex, JobOptions(**base))
+
+    if kind == "ray":
+        address = profile.get("address") or os.environ.get("RAY_ADDRESS")
+        if not address:
+            raise ProfileError(f"profile '{profile.name}': executor = 'ray' needs address = \"http://127.0.0.1:8265\" "
+                               f"(the Ray dashboard of a head started with `ray start --head`)")
+        address = str(address) if "://" in str(address) else f"http://{address}"
+        return RayClusterExecutor(address=address, env_vars=env, entrypoint_num_cpus=profile.get("entrypoint_num_cpus"),
+                                  nemotron=JobOptions(**base))
+
+    if kind != "slurm":
+        raise ProfileError(f"profile '{profile.name}': executor = '{kind}' is not supported by the execution layer "
+                           f"yet; use local, slurm or ray")
+
+    run = nemo_run()
+    from nemotron_core.execution.packaging import choose_packager
+
+    n, g = resources(spec, profile, nodes, gpus_per_node)
+    ntasks = _int(profile, "ntasks_per_node", None) or g or _int(profile, "nproc_per_node", 1) or 1
+    image = _image(profile, spec)
+    if image and profile.get("squash") and not image.endswith(".sqsh"):
+        from nemotron_core.execution.squash import plan_squash
+
+        image = plan_squash(profile, image).path  # made by `nemotron kit squash IMAGE`; submit checks it exists
+    remote = _remote_cluster(profile)
+    remote_job_dir = profile.get("remote_job_dir")
+    if remote:
+        if not profile.get("host") or not remote_job_dir:
+            raise ProfileError(f"profile '{profile.name}': tunnel = 'ssh' needs host = \"login-node\" and "
+                               f"remote_job_dir = \"/lustre/.../jobs\"")
+        tunnel = run.SSHTunnel(host=profile.get("host"), user=profile.get("user") or os.environ.get("USER", ""),
+                               port=profile.get("port"), job_dir=str(remote_job_dir), identity=profile.get("identity"))
+    else:
+        tunnel = run.LocalTunnel(job_dir=str(remote_job_dir or state_dir() / "jobs"))
+    partition = profile.get("run_partition" if attached else "batch_partition") or profile.get("partition")
+    python = profile.get("python") or ("python" if image else sys.executable)
+    setup = []
+    if not image and os.path.isabs(python):  # torchrun and console scripts live next to the interpreter
+        setup.append(f'export PATH={Path(python).parent}:"$PATH"')
+    setup.extend(get_startup_commands(profile))
+    kwargs: dict[str, Any] = dict(
+        account=profile.get("account"), partition=partition, nodes=n, ntasks_per_node=ntasks,
+        gpus_per_node=g or None, time=str(profile.get("time", "04:00:00")),
+        cpus_per_task=_int(profile, "cpus_per_task", None), mem=profile.get("mem"), qos=profile.get("qos"),
+        gres=profile.get("gres"), constraint=profile.get("constraint"), exclusive=profile.get("exclusive") or None,
+        container_image=image, container_mounts=[*(profile.get("mounts") or []), *mounts],
+        tunnel=tunnel, packager=packager or choose_packager(profile, spec), env_vars=env,
+        launcher="torchrun" if launch == "torchrun" else None, job_name_prefix="nemotron-",
+        setup_lines="\n".join(setup) or None, retries=_int(profile, "retries", 0) or 0,
+        additional_parameters=profile.get("additional_parameters") or None,
+        poll_estimated_start_time=False,
+    )
+    ex = run.SlurmExecutor(**kwargs)
+    slurm_conf = None if remote else (profile.get("slurm_conf") or os.environ.get("SLURM_CONF"))
+    return _attach(ex, JobOptions(**base, python=python, remote_job_dir=str(remote_job_dir) if remote else None,
+                                  slurm_conf=str(slurm_conf) if slurm_conf else None))
+
+
+def with_plan_env(executor, plan):
+    """A shallow copy of the executor whose env also holds the plan's (runspec + profile `env`)."""
+    import copy
+
+    leaked = [k for k in plan.env if is_secret_name(k)]
+    if leaked:
+        raise ProfileError(f"env var {leaked[0]} (runspec/profile `env`) is a secret: it must not be written into "
+                            f"the job's plain environment; export it in your shell instead (it reaches the job "
+                            f"through secrets.env)")
+    if not plan.env:
+        return executor
+    executor = copy.copy(executor)
+    executor.env_vars = {**(executor.env_vars or {}), **plan.env}
+    return executor
+
+
+# --------------------------------------------------------------------------- job paths
+
+
+@dataclass(frozen=True)
+class JobPaths:
+    local: Path  # the job dir on this machine (job.yaml, jobref.json)
+    host: str  # the job dir on the cluster's filesystem (== local for a LocalTunnel)
+    in_job: str  # the job dir as the job sees it (/nemo_run inside a container)
+
+    @property
+    def code(self) -> str:
+        return f"{self.in_job}/code"
+
+    @property
+    def host_code(self) -> str:
+        return f"{self.host}/code"
+
+
+def job_paths(executor, job_dir: str | Path) -> JobPaths:
+    """Where `job_dir` lives for the executor: here, on the cluster, inside the job."""
+    job_dir = Path(job_dir).resolve()
+    opts = job_options(executor)
+    host = str(job_dir)
+    if opts.remote_job_dir:
+        host = f"{opts.remote_job_dir.rstrip('/')}/{job_dir.parent.name}/{job_dir.name}"
+    in_job = "/nemo_run" if getattr(executor, "container_image", None) else host
+    return JobPaths(local=job_dir, host=host, in_job=in_job)
