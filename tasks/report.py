@@ -1,0 +1,116 @@
+"""What a stage shows in the Prefect UI: a summary table, its curves, links.
+
+Per stage: a table artifact (config, resources, job id, state, duration, artifact version),
+the loss/reward curves from the trainer's metrics.jsonl as an embedded PNG (a markdown
+artifact renders cleanly in both Prefect UIs; see shared/notes/prefect-ui.md), and links
+to the job dir and the W&B run. Outside a Prefect run these are no-ops, so the steps in
+tasks/stage.py also work from plain Python.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+
+def in_prefect_run() -> bool:
+    from prefect.context import FlowRunContext, TaskRunContext
+
+    return FlowRunContext.get() is not None or TaskRunContext.get() is not None
+
+
+def logger():
+    if in_prefect_run():
+        from prefect import get_run_logger
+
+        return get_run_logger()
+    return logging.getLogger("nemotron.tasks")
+
+
+def flow_run_id() -> str | None:
+    if not in_prefect_run():
+        return None
+    from prefect.runtime import flow_run
+
+    return str(flow_run.id) if flow_run.id else None
+
+
+def read_metrics(output_dir: Path) -> list[dict[str, Any]]:
+    path = Path(output_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def curves_png(rows: list[dict[str, Any]], title: str) -> bytes | None:
+    """Loss (and reward/accuracy when present) against step, as PNG bytes."""
+    series = [k for k in ("loss", "valid_loss", "reward", "accuracy") if any(k in r for r in rows)]
+    if not series:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
+    for key in series:
+        points = [(r["step"], r[key]) for r in rows if key in r and r[key] is not None]
+        ax.plot([p[0] for p in points], [p[1] for p in points], label=key)
+    ax.set_xlabel("step")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def stage_report(job, handle, ref: str, result: dict[str, Any], metrics: list[dict[str, Any]]) -> None:
+    if not in_prefect_run():
+        return
+    from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+
+    name = job.stage.name
+    status = handle.status() if handle is not None else None
+    plan_resources = f"{job.profile.get('nodes', job.spec.resources.nodes)} node(s) × " \
+                     f"{job.profile.get('gpus_per_node', job.spec.resources.gpus_per_node)} GPU(s)"
+    rows = [
+        {"field": "artifact", "value": ref},
+        {"field": "config", "value": f"{job.request.config} + {', '.join(job.request.overrides) or 'no overrides'}"},
+        {"field": "profile", "value": f"{job.profile.name} ({job.profile.executor})"},
+        {"field": "resources", "value": plan_resources},
+        {"field": "job", "value": handle.describe() if handle is not None else "-"},
+        {"field": "state", "value": status.describe() if status is not None else "-"},
+        {"field": "duration_s", "value": _duration(metrics, result)},
+        {"field": "inputs", "value": ", ".join(job.lineage) or "-"},
+        {"field": "content_key", "value": job.key[:16]},
+    ]
+    create_table_artifact(rows, key=f"{_key(name)}-summary", description=f"{name}: {ref}")
+    png = curves_png(metrics, f"{name}: {ref}")
+    if png:
+        data = base64.b64encode(png).decode()
+        create_markdown_artifact(f"### {name} curves ({ref})\n\n![curves](data:image/png;base64,{data})\n",
+                                 key=f"{_key(name)}-curves", description=f"{name} training curves")
+    job_dir = handle.job_dir if handle is not None else job.job_dir
+    create_link_artifact(f"file://{job_dir}", link_text=f"{name} job dir", key=f"{_key(name)}-job-dir")
+    wandb = (result or {}).get("wandb") or {}
+    if wandb.get("url") or wandb.get("dir"):
+        target = wandb.get("url") or f"file://{wandb['dir']}"
+        create_link_artifact(target, link_text=f"{name} W&B run", key=f"{_key(name)}-wandb")
+
+
+def _duration(metrics: list[dict[str, Any]], result: dict[str, Any]) -> str:
+    for source in ((result or {}).get("elapsed"), (result or {}).get("seconds"), metrics[-1].get("elapsed") if metrics else None):
+        if isinstance(source, (int, float)):
+            return f"{source:.1f}"
+    return "-"
+
+
+def _key(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower())

@@ -1,0 +1,39 @@
+"""Flow-level helpers: pin `latest` for stages not run, and the final summary artifact."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def pinned_latest(env, name: str) -> str:
+    """The current `latest` of an artifact, as "name:vN" (pinned once, at flow start)."""
+    from nemotron_core.artifacts import open_registry
+    from nemotron_core.errors import ArtifactError
+
+    try:
+        return open_registry(env.section("artifacts")).resolve(name).ref
+    except ArtifactError as e:
+        raise ArtifactError(f"{e}; include the stage that produces {name} in `stages`") from None
+
+
+def summarize(env, result: dict[str, Any]) -> None:
+    """A table of every stage's artifact and, when evals ran, the metrics per model."""
+    from nemotron_core.artifacts import open_registry
+
+    from tasks.report import in_prefect_run, logger
+
+    registry = open_registry(env.section("artifacts"))
+    rows = [{"stage": stage, "artifact": ref} for stage, ref in result.items() if isinstance(ref, str)]
+    eval_rows = []
+    for model, eval_ref in (result.get("evals") or {}).items():
+        metrics = (registry.resolve(eval_ref).metadata.get("result") or {}).get("metrics") or {}
+        eval_rows.append({"model": result.get(model), "eval": eval_ref,
+                          **{k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}})
+    for row in rows + eval_rows:
+        logger().info(" | ".join(f"{k}={v}" for k, v in row.items()))
+    if in_prefect_run():
+        from prefect.artifacts import create_table_artifact
+
+        create_table_artifact(rows, key="nano3-full-stages", description="Artifacts of this nano3-full run")
+        if eval_rows:
+            create_table_artifact(eval_rows, key="nano3-full-evals", description="Eval results per model version")
