@@ -1,0 +1,1 @@
+"""The Nemotron nano3 recipe: stage scripts (stage*/) and the code they share (common/)."""

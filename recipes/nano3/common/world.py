@@ -1,0 +1,279 @@
+"""A small, seeded synthetic world that a tiny model can actually learn.
+
+Everything is a pure function of `WorldConfig` (same config -> same world, same
+items, same splits), so every stage (pretrain text, SFT chats, RL prompts, eval)
+can rebuild it from the config alone.
+
+What it holds:
+
+- skills: single-digit arithmetic `a op b` (a, b in 0..max_operand, op in + - *) and
+  arithmetic sequences ("Sequence: 2, 5, 8, 11," -> 14);
+- knowledge: made-up countries with a capital, a flag color and a number of rivers,
+  and made-up people who live in a country;
+- a two-hop question ("capital of the country where <person> lives") that is never
+  stated in any text: it has to be composed from two facts.
+
+Held-out items (valid/test) are chosen by hashing the item's key (`splits.split_of`):
+
+- skill items in valid/test never appear in any training text, chat or prompt;
+- knowledge *facts* are stated in the pretrain text for every entity (that is how the
+  model learns them), but the *questions* about held-out entities are only used in
+  valid/test SFT chats and RL prompts, so eval measures recall + format transfer;
+- two-hop questions: held-out items are only in valid/test.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+
+from nemotron_core.errors import ConfigError, did_you_mean, one_of
+
+from .config import digest
+from .splits import split_of
+
+SKILLS = ("arith", "sequence")
+KNOWLEDGE = ("capital", "color", "rivers", "home")
+QUESTION_ONLY = ("home_capital",)
+KINDS = SKILLS + KNOWLEDGE + QUESTION_ONLY
+
+COLORS = ("red", "blue", "green", "yellow", "white", "black", "orange", "purple", "pink", "brown", "gray", "gold")
+OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
+
+_ONSETS = ("b", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z",
+           "br", "dr", "gr", "kr", "tr", "st", "th", "sh", "ch", "pl")
+_VOWELS = ("a", "e", "i", "o", "u", "ai", "ei", "ou", "ia")
+_COUNTRY_END = ("ria", "land", "stan", "dor", "via", "mar", "nia", "gard")
+_CITY_END = ("ton", "burg", "holm", "ville", "port", "by", "")
+_PERSON_END = ("", "n", "s", "r", "l", "th")
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    seed: int = 1234
+    countries: int = 40
+    people: int = 80
+    max_operand: int = 9
+    ops: tuple[str, ...] = ("+", "-", "*")
+    sequence_max_start: int = 19
+    sequence_max_step: int = 9
+    heldout_valid: float = 0.1
+    heldout_test: float = 0.1
+    #: Relative weight of each kind in pretrain lines, SFT turns and RL prompts (0 = off).
+    tasks: dict = field(default_factory=lambda: {
+        "arith": 4.0, "sequence": 2.0, "capital": 1.0, "color": 1.0, "rivers": 1.0, "home": 1.0, "home_capital": 0.5,
+    })
+
+    @classmethod
+    def from_dict(cls, d: dict | None, key: str = "world") -> "WorldConfig":
+        d = dict(d or {})
+        known = [f for f in cls.__dataclass_fields__]
+        for k in d:
+            if k not in known:
+                raise ConfigError(f"unknown config key '{key}.{k}'{did_you_mean(k, known)}; known: {one_of(known)}")
+        if "ops" in d:
+            d["ops"] = tuple(d["ops"])
+            for op in d["ops"]:
+                if op not in OPS:
+                    raise ConfigError(f"config key '{key}.ops': '{op}' is not one of {one_of(OPS)}")
+        if "tasks" in d:
+            tasks = {**cls().tasks, **dict(d["tasks"])}
+            for k, w in tasks.items():
+                if k not in KINDS:
+                    raise ConfigError(f"unknown task '{key}.tasks.{k}'{did_you_mean(k, KINDS)}; known: {one_of(KINDS)}")
+                if not isinstance(w, (int, float)) or w < 0:
+                    raise ConfigError(f"config key '{key}.tasks.{k}': weight '{w}' must be a number >= 0")
+            d["tasks"] = {k: float(tasks[k]) for k in KINDS}
+        cfg = cls(**d)
+        for name in ("countries", "people", "max_operand", "sequence_max_start", "sequence_max_step"):
+            value = getattr(cfg, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"config key '{key}.{name}': '{value}' must be a positive integer")
+        if not (0 <= cfg.heldout_valid and 0 <= cfg.heldout_test and cfg.heldout_valid + cfg.heldout_test < 1):
+            raise ConfigError(f"config key '{key}.heldout_valid/heldout_test': fractions must be >= 0 and sum to < 1")
+        return cfg
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["ops"] = list(self.ops)
+        return d
+
+    @property
+    def digest(self) -> str:
+        return digest(self.to_dict())
+
+
+@dataclass(frozen=True)
+class Item:
+    """One question about the world, with its verifiable answer."""
+
+    kind: str
+    key: str  # stable identity, e.g. "arith:3+4", "capital:Zoria"; the split is a hash of it
+    question: str  # chat form: "What is 3 + 4?"
+    answer: str  # reference: "7"
+    prompt: str | None  # completion form for a base model (text = prompt + " " + answer)
+    statements: tuple[str, ...]  # pretrain lines stating it (empty: never stated)
+    split: str
+
+
+class World:
+    def __init__(self, cfg: WorldConfig):
+        self.cfg = cfg
+        rng = random.Random(f"world:{cfg.seed}")
+        taken: set[str] = set()
+        names = lambda n, syl, ends: [_unique_name(rng, taken, syl, ends) for _ in range(n)]  # noqa: E731
+        country_names = names(cfg.countries, (1, 2), _COUNTRY_END)
+        capitals = names(cfg.countries, (2, 2), _CITY_END)
+        self.countries = [
+            {"name": c, "capital": cap, "color": rng.choice(COLORS), "rivers": rng.randint(2, 9)}
+            for c, cap in zip(country_names, capitals)
+        ]
+        self.people = [{"name": p, "home": rng.choice(country_names)} for p in names(cfg.people, (2, 3), _PERSON_END)]
+
+    @property
+    def digest(self) -> str:
+        return self.cfg.digest
+
+    # ---- items -------------------------------------------------------------------------
+    @cached_property
+    def items(self) -> dict[str, list[Item]]:
+        """All items by kind, in a fixed order."""
+        c, salt = self.cfg, f"world:{self.cfg.seed}"
+        out: dict[str, list[Item]] = {k: [] for k in KINDS}
+
+        def add(kind, key, question, answer, prompt, statements):
+            split = split_of(key, c.heldout_valid, c.heldout_test, salt)
+            out[kind].append(Item(kind, key, question, str(answer), prompt, tuple(statements), split))
+
+        for op in c.ops:
+            for a in range(c.max_operand + 1):
+                for b in range(c.max_operand + 1):
+                    expr, r = f"{a} {op} {b}", OPS[op](a, b)
+                    add("arith", f"arith:{a}{op}{b}", f"What is {expr}?", r, f"{expr} =", [f"{expr} = {r}"])
+        for start in range(c.sequence_max_start + 1):
+            for step in range(1, c.sequence_max_step + 1):
+                n = 3 + (start + step) % 3  # terms shown: 3..5, fixed per item
+                terms = ", ".join(str(start + i * step) for i in range(n))
+                nxt = start + n * step
+                add("sequence", f"seq:{start}:{step}", f"What comes next: {terms}?", nxt,
+                    f"Sequence: {terms},", [f"Sequence: {terms}, {nxt}"])
+        capital_of = {}
+        for k in self.countries:
+            n, cap, col, riv = k["name"], k["capital"], k["color"], k["rivers"]
+            capital_of[n] = cap
+            add("capital", f"capital:{n}", f"What is the capital of {n}?", cap, f"The capital of {n} is",
+                [f"The capital of {n} is {cap}.", f"{cap} is the capital of {n}."])
+            add("color", f"color:{n}", f"What color is the flag of {n}?", col, f"The flag of {n} is",
+                [f"The flag of {n} is {col}.", f"{n} has a {col} flag."])
+            add("rivers", f"rivers:{n}", f"How many rivers does {n} have?", riv, f"The number of rivers in {n} is",
+                [f"{n} has {riv} rivers.", f"The number of rivers in {n} is {riv}."])
+        for p in self.people:
+            n, home = p["name"], p["home"]
+            add("home", f"home:{n}", f"Where does {n} live?", home, f"{n} lives in",
+                [f"{n} lives in {home}.", f"{n} is from {home}."])
+            add("home_capital", f"home_capital:{n}", f"What is the capital of the country where {n} lives?",
+                capital_of[home], None, [])
+        return out
+
+    def pool(self, kind: str, split: str) -> list[Item]:
+        return [it for it in self.items[kind] if it.split == split]
+
+    def questions(self, split: str) -> list[Item]:
+        """Every item of a split whose kind has weight > 0, in a fixed order (RL prompts)."""
+        return [it for k in KINDS if self.cfg.tasks.get(k, 0) > 0 for it in self.items[k] if it.split == split]
+
+    def completions(self, split: str) -> list[Item]:
+        """Held-out skill items in completion form (base-model eval); never in pretrain text."""
+        return [it for k in SKILLS if self.cfg.tasks.get(k, 0) > 0 for it in self.items[k]
+                if it.split == split and it.prompt]
+
+    # ---- sampling ------------------------------------------------------------------------
+    @cached_property
+    def _line_pools(self) -> dict[str, tuple[list[str], list[float], list[list[Item]]]]:
+        pools = {}
+        for split in ("train", "valid", "test"):
+            kinds, weights, lists = [], [], []
+            for k in SKILLS + KNOWLEDGE:
+                w = self.cfg.tasks.get(k, 0)
+                items = self.items[k] if k in KNOWLEDGE else self.pool(k, split)
+                if w > 0 and items:
+                    kinds.append(k), weights.append(w), lists.append(items)
+            pools[split] = (kinds, weights, lists)
+        return pools
+
+    @cached_property
+    def _question_pools(self) -> dict[str, tuple[list[float], list[list[Item]]]]:
+        pools = {}
+        for split in ("train", "valid", "test"):
+            weights, lists = [], []
+            for k in KINDS:
+                items = self.pool(k, split)
+                if self.cfg.tasks.get(k, 0) > 0 and items:
+                    weights.append(self.cfg.tasks[k]), lists.append(items)
+            pools[split] = (weights, lists)
+        return pools
+
+    def pretrain_document(self, rng: random.Random, split: str, lines: int) -> str:
+        """`lines` statements, one per line: skills of this split, facts about anything."""
+        _, weights, lists = self._line_pools[split]
+        out = []
+        for items in rng.choices(lists, weights, k=lines):
+            statements = rng.choice(items).statements
+            out.append(statements[rng.randrange(len(statements))])
+        return "\n".join(out)
+
+    def sample_question(self, rng: random.Random, split: str) -> Item:
+        weights, lists = self._question_pools[split]
+        if not lists:
+            raise ConfigError(f"world: no questions in split '{split}'; "
+                              f"raise world.countries/people or the heldout fractions")
+        return rng.choice(rng.choices(lists, weights)[0])
+
+    def conversation(self, rng: random.Random, split: str, multi_turn: float = 0.0, max_turns: int = 3) -> list[dict]:
+        """A chat of 1..max_turns question/answer turns from this split's items."""
+        turns = 1
+        while turns < max_turns and rng.random() < multi_turn:
+            turns += 1
+        messages = []
+        for _ in range(turns):
+            it = self.sample_question(rng, split)
+            messages += [{"role": "user", "content": it.question}, {"role": "assistant", "content": it.answer}]
+        return messages
+
+    def to_json(self) -> dict:
+        counts = {k: {s: sum(it.split == s for it in v) for s in ("train", "valid", "test")}
+                  for k, v in self.items.items()}
+        return {"config": self.cfg.to_dict(), "digest": self.digest, "countries": self.countries,
+                "people": self.people, "items": counts}
+
+
+def _unique_name(rng: random.Random, taken: set[str], syllables: tuple[int, int], ends: tuple[str, ...]) -> str:
+    while True:
+        n = rng.randint(*syllables)
+        name = ("".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(n)) + rng.choice(ends)).capitalize()
+        if name not in taken and len(name) >= 3:
+            taken.add(name)
+            return name
+
+
+def check_same_world(world: World, tokenizer_path: str) -> None:
+    """Fail when the pretrain data next to `tokenizer_path` was built from a different world.
+
+    SFT/RL data must ask about the facts the pretrain text taught; the pretrain data
+    folder holds world.json beside tokenizer/. Other tokenizer locations are not checked.
+    """
+    import json
+    from pathlib import Path
+
+    from .errors import DataError
+
+    p = Path(tokenizer_path)
+    found = p.parent / "world.json" if p.is_dir() else p.parent.parent / "world.json"
+    if not found.is_file():
+        return
+    theirs = json.loads(found.read_text()).get("config", {})
+    if theirs != world.cfg.to_dict():
+        diff = sorted(k for k in set(theirs) | set(world.cfg.to_dict()) if theirs.get(k) != world.cfg.to_dict().get(k))
+        raise DataError(f"config key 'world': differs from the pretrain data's {found} in {', '.join(diff)}; "
+                        f"use the same world settings as the pretrain data prep")
