@@ -32,9 +32,9 @@ MODEL_STAGES = ("pretrain", "sft", "rl")
 
 def cancel_cluster_jobs(flow, flow_run, state) -> None:
     """on_cancellation / on_crashed: end every job this flow run submitted (Slurm, Ray, local)."""
-    from nemotron_core.execution import cancel_flow_run
+    from flows.cancellation import cancel_jobs
 
-    cancel_flow_run(str(flow_run.id))
+    cancel_jobs(str(flow_run.id))
 
 
 def check_stages(stages: list[str] | None) -> list[str]:
@@ -55,10 +55,12 @@ def nano3_full(profile: str = "local", config: str = "tiny", stage_configs: dict
                overrides: dict[str, list[str]] | None = None, stages: list[str] | None = None,
                force: bool = False) -> dict[str, Any]:
     """Run the nano3 pipeline; returns the pinned artifact ref each stage produced or used."""
+    from flows.cancellation import guard_flow_run
     from nemotron_core.profiles import load_env
     from tasks.policy import runtime_options
     from tasks.summary import pinned_latest, summarize
 
+    guard_flow_run()  # cancel reaches the jobs even when Prefect's hooks do not run
     selected = check_stages(stages)
     env = load_env()
     env.profile(profile)  # an unknown profile fails here, before anything runs

@@ -19,6 +19,7 @@ from typing import Any
 
 from prefect import flow
 
+from flows.nano3_full import cancel_cluster_jobs
 from tasks.eval import EVAL, evaluate
 from tasks.stage import StageRequest
 
@@ -74,15 +75,17 @@ def eval_history(registry) -> list[dict[str, Any]]:
                                        if ":v" in r["model"] else 0))
 
 
-@flow(name="nano3-nightly-eval")
+@flow(name="nano3-nightly-eval", on_cancellation=[cancel_cluster_jobs], on_crashed=[cancel_cluster_jobs])
 def nightly_eval(profile: str = "local", config: str = "tiny", aliases: list[str] | None = None) -> dict[str, str]:
     """Evaluate the model versions without an eval; returns {model ref: eval ref}."""
+    from flows.cancellation import guard_flow_run
     from nemotron_core.artifacts import open_registry
     from nemotron_core.profiles import load_env
     from tasks.policy import runtime_options
     from tasks.report import in_prefect_run, logger
     from tasks.summary import pinned_latest
 
+    guard_flow_run()
     env = load_env()
     env.profile(profile)
     registry = open_registry(env.section("artifacts"))

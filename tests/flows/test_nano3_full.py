@@ -56,7 +56,7 @@ def run_flow(env, **params) -> dict:
 
 def job_dirs(state: Path) -> set[Path]:
     root = state / "jobs"
-    return {p for p in root.glob("*/*") if p.is_dir()} if root.is_dir() else set()
+    return {p for p in root.glob("[!.]*/*") if p.is_dir()} if root.is_dir() else set()
 
 
 def registry(state: Path):
@@ -92,3 +92,38 @@ def test_pipeline_runs_caches_and_reruns_only_downstream(pipeline):
     new_jobs = job_dirs(state) - jobs_after_first
     assert [p.parent.name for p in new_jobs] == ["nano3-sft"]
     assert set(reg.resolve(third["sft"]).lineage) == {first["data_sft"], first["pretrain"]}
+
+
+@pytest.mark.skipif(len(BUILT) < 5, reason="needs the data prep and trainer recipes")
+def test_sigterm_to_the_flow_process_cancels_its_running_job(pipeline):
+    """How a worker stops a cancelled flow run: SIGTERM to the flow process. The job must go too."""
+    import signal
+    import time
+
+    from nemotron_core.execution import Job
+
+    state, env = pipeline
+    before = job_dirs(state)
+    code = ("from flows.nano3_full import nano3_full\n"
+            "nano3_full(stages=['pretrain'], overrides={'pretrain': ['train.max_steps=100000']})\n")
+    flow = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        job = None
+        while job is None and time.monotonic() < deadline:
+            new = [p for p in job_dirs(state) - before if (p / "jobref.json").is_file()]
+            if new and Job.from_dir(new[0]).status(max_age=0).state.value == "RUNNING":
+                job = Job.from_dir(new[0])
+            time.sleep(1)
+        assert job is not None, "the pretrain job never started"
+        flow.send_signal(signal.SIGTERM)
+        start = time.monotonic()
+        while not job.status(max_age=0).done and time.monotonic() - start < 10:
+            time.sleep(0.5)
+        assert job.status(max_age=0).state.value == "CANCELLED"
+        assert time.monotonic() - start < 10
+        flow.wait(timeout=60)
+    finally:
+        if flow.poll() is None:
+            flow.kill()
