@@ -5,10 +5,10 @@ A stage is cached, re-attached and deduplicated by its content key:
     key = sha256(recipe source digest, resolved train config, container image,
                  digests of the pinned input artifact versions)
 
-- Recipe source: the script itself plus every shared package beside the stages
-  (`recipes/nano3/<pkg>/**.py` for each folder that is not a `stage*` folder), so a fix
-  in the shared trainer code reruns the stages that import it, while editing one stage
-  script leaves the other stages cached.
+- Recipe source: the script itself plus every module of the `recipes` package it imports,
+  transitively (found by reading the imports, no code runs), so a fix in the shared trainer
+  code reruns the stages that import it, while editing the RL code or another stage's
+  script leaves pretraining cached.
 - The train config is the resolved one (artifact references already pinned), minus
   keys that say where/how to run rather than what to compute (`output_dir`, `resume`).
 - Inputs enter by their manifest digest (O(files), never re-reading their bytes).
@@ -32,17 +32,61 @@ def _hash_files(h, root: Path, files: list[Path]) -> None:
         h.update(hashlib.sha256(path.read_bytes()).digest())
 
 
+def _module_file(root: Path, module: str) -> Path | None:
+    """recipes.nano3.common.world -> <root>/recipes/nano3/common/world.py (or its __init__.py)."""
+    base = root.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imports(path: Path, root: Path, top: str) -> set[Path]:
+    """Files of `top.*` modules that `path` imports (absolute and relative imports)."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (SyntaxError, UnicodeDecodeError):
+        return set()
+    package = ".".join(path.relative_to(root).with_suffix("").parts)
+    if path.name != "__init__.py":
+        package = package.rpartition(".")[0]
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                parent = ".".join(parts[: len(parts) - node.level + 1])
+                base = f"{parent}.{base}" if base else parent
+            names.append(base)
+            names += [f"{base}.{a.name}" for a in node.names]  # `from pkg import module`
+    found = set()
+    for name in names:
+        if name == top or name.startswith(top + "."):
+            parts = name.split(".")
+            for i in range(1, len(parts) + 1):  # the module and the packages above it
+                f = _module_file(root, ".".join(parts[:i]))
+                if f is not None:
+                    found.add(f)
+    return found
+
+
 def recipe_source_digest(script: Path) -> str:
-    """sha256 of the script and of the shared (non-stage) packages of its recipe family."""
+    """sha256 of the script and every module of its package tree that it imports, transitively."""
     script = Path(script).resolve()
-    family = script.parent.parent  # recipes/nano3
-    files = [script]
-    for pkg in sorted(p for p in family.iterdir() if p.is_dir() and not p.name.startswith(("stage", "_", "."))):
-        files.extend(p for p in pkg.rglob("*.py") if "__pycache__" not in p.parts)
-    if (family / "__init__.py").is_file():
-        files.append(family / "__init__.py")
+    root = next((p.parent for p in script.parents if p.name == "recipes"), script.parent)
+    files, todo = {script}, [script]
+    while todo:
+        for dep in _imports(todo.pop(), root, "recipes"):
+            if dep not in files:
+                files.add(dep)
+                todo.append(dep)
     h = hashlib.sha256()
-    _hash_files(h, family, files)
+    _hash_files(h, root, sorted(files))
     return h.hexdigest()
 
 

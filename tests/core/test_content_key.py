@@ -12,13 +12,16 @@ from nemotron_core.content_key import content_key, recipe_source_digest
 @pytest.fixture
 def family(tmp_path) -> Path:
     root = tmp_path / "recipes" / "nano3"
-    for d in ("stage0_pretrain", "stage1_sft", "common", "training"):
+    for d in ("stage0_pretrain", "stage1_sft", "common", "training", "rl"):
         (root / d).mkdir(parents=True)
+        (root / d / "__init__.py").write_text("")
+    (tmp_path / "recipes" / "__init__.py").write_text("")
     (root / "__init__.py").write_text("")
-    (root / "stage0_pretrain" / "train.py").write_text("print('pretrain')\n")
-    (root / "stage1_sft" / "train.py").write_text("print('sft')\n")
+    (root / "stage0_pretrain" / "train.py").write_text("from recipes.nano3.training import loop\nprint('pretrain')\n")
+    (root / "stage1_sft" / "train.py").write_text("import recipes.nano3.training.loop\nprint('sft')\n")
     (root / "common" / "world.py").write_text("X = 1\n")
-    (root / "training" / "loop.py").write_text("Y = 1\n")
+    (root / "training" / "loop.py").write_text("from ..common.world import X\nY = 1\n")
+    (root / "rl" / "grpo.py").write_text("Z = 1\n")
     return root
 
 
@@ -28,14 +31,18 @@ def key(**over):
     return content_key(**{**base, **over})
 
 
-def test_source_digest_tracks_script_and_shared_packages_only(family):
+def test_source_digest_tracks_what_the_script_imports(family):
     pretrain, sft = family / "stage0_pretrain" / "train.py", family / "stage1_sft" / "train.py"
     before = recipe_source_digest(pretrain)
     sft.write_text("print('sft v2')\n")  # another stage's script: no effect
+    (family / "rl" / "grpo.py").write_text("Z = 2\n")  # code pretraining does not import: no effect
     assert recipe_source_digest(pretrain) == before
-    (family / "training" / "loop.py").write_text("Y = 2\n")  # shared code: changes it
+    (family / "common" / "world.py").write_text("X = 2\n")  # imported through training.loop (relative)
+    after_common = recipe_source_digest(pretrain)
+    assert after_common != before
+    (family / "training" / "loop.py").write_text("from ..common.world import X\nY = 2\n")
     after_shared = recipe_source_digest(pretrain)
-    assert after_shared != before
+    assert after_shared != after_common
     pretrain.write_text("print('pretrain v2')\n")
     assert recipe_source_digest(pretrain) != after_shared
 
