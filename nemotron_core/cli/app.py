@@ -43,12 +43,13 @@ def root(
     """Options here are documentation: main() extracts them wherever they appear."""
 
 
-@app.command(name="evaluate", rich_help_panel="Model")
-def evaluate(model: str = typer.Argument(..., metavar="MODEL_ARTIFACT[:VERSION]")) -> None:
-    """Evaluate a model artifact version and print the comparison table."""
-    from nemotron_core.errors import NotBuiltError
+@app.command(name="evaluate", rich_help_panel="Model",
+             context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def evaluate(ctx: typer.Context, model: str = typer.Argument(..., metavar="MODEL_ARTIFACT[:VERSION]")) -> None:
+    """Evaluate a model artifact version and print the comparison table across model versions."""
+    from nemotron_core.cli.nano3 import evaluate_ref
 
-    raise NotBuiltError("'nemotron evaluate' is not built yet: the eval stage lands with issue #8")
+    raise typer.Exit(evaluate_ref(ctx, model))
 
 
 @kit_app.command(name="squash", rich_help_panel="Kit")

@@ -98,11 +98,21 @@ for _kind in DATA_PREP:
 
 @model_app.command(name="eval", rich_help_panel=MODEL,
                    context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def model_eval(ctx: typer.Context) -> None:
-    """Evaluate a model artifact version (see also `nemotron evaluate`)."""
+def model_eval(ctx: typer.Context, ref: str = typer.Argument(..., metavar="MODEL_ARTIFACT[:VERSION]")) -> None:
+    """Evaluate a registered model version (cached per version) and print the comparison table."""
+    raise typer.Exit(evaluate_ref(ctx, ref))
+
+
+def evaluate_ref(ctx: typer.Context, ref: str) -> int:
+    from nemotron_core.cli.context import split_dotlist
     from nemotron_core.errors import NotBuiltError
 
-    raise NotBuiltError("'nano3 model eval' is not built yet: the eval stage lands with issue #8")
+    if not EVAL.script_path.is_file():
+        raise NotBuiltError(f"'{EVAL.name}' is not built yet: {EVAL.script} does not exist (issue #{EVAL.issue})")
+    from recipes.nano3.evaluation.cli import evaluate_model
+
+    g = ctx.obj
+    return evaluate_model(ref, profile=g.profile, config=g.config or "tiny", overrides=split_dotlist(ctx.args))
 
 
 from nemotron_core.cli.import_cmd import data_import_app, model_import_app  # noqa: E402

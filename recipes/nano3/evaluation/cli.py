@@ -1,0 +1,114 @@
+"""`nemotron evaluate MODEL_ARTIFACT[:VERSION]` and `nemotron nano3 model eval REF`, as functions.
+
+    evaluate_model("nano3-rl-model:v2", profile=None, config="tiny", overrides=["heldout.splits=[test]"])
+
+1. resolve REF in the artifact registry (env.toml [artifacts]) to one model version;
+2. run stage3_eval/eval.py with `model_path` pinned to that version and the current pretrain /
+   RL data versions pinned, through the eval task's stage (tasks/eval.py EVAL, tasks/stage.py:
+   content key from recipe source + resolved config + image + pinned input versions; local /
+   Ray / Slurm from the profile), exactly as the nightly eval flow does;
+3. register the output as nano3-eval with lineage to the model version (and the data versions);
+   an eval with the same content key already registered is a cache hit: nothing runs;
+4. print the comparison table over the latest eval of each model artifact (pretrain, SFT, RL).
+
+`print_comparison(registry)` is step 4 alone. Both return/print; the CLI maps errors (one line,
+exit 2) as for every command.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Sequence
+
+EVAL_ARTIFACT = "nano3-eval"  # = tasks.eval.EVAL.output
+MODEL_NAME = re.compile(r"-model$")
+
+
+def evaluate_model(ref: str, *, profile: str | None = None, config: str = "tiny", overrides: Sequence[str] = ()) -> int:
+    from nemotron_core.artifacts import open_registry
+    from nemotron_core.errors import ArtifactError
+    from nemotron_core.profiles import load_env
+
+    from tasks.eval import EVAL
+    from tasks.stage import StageRequest, prepare_job, published_output, run_stage
+
+    env = load_env()
+    request = StageRequest(profile=env.profile(profile).name if profile else "local", config=config,
+                           overrides=list(overrides))
+    registry = open_registry(env.section("artifacts"))
+    version = registry.resolve(ref)
+    if not MODEL_NAME.search(version.name):
+        raise ArtifactError(f"{version.ref} is not a model artifact (expected nano3-pretrain-model, nano3-sft-model, "
+                            f"nano3-rl-model or another NAME-model)")
+    # the data it is scored on: the current versions, pinned (as the nightly eval flow does)
+    inputs = {"model": version.ref, "pretrain_data": registry.resolve("nano3-pretrain-data").ref,
+              "rl_data": registry.resolve("nano3-rl-data").ref}
+    cached = published_output(prepare_job(EVAL, request, inputs))
+    if cached:
+        print(f"{version.ref}: already evaluated as {cached} (same recipe, config and inputs: cache hit)", flush=True)
+    else:
+        print(f"{version.ref}: evaluating on {inputs['pretrain_data']} + {inputs['rl_data']} "
+              f"(config {config}, profile {request.profile}) ...", flush=True)
+        with _job_log_to_stdout():
+            cached = run_stage(EVAL, request, inputs)
+        print(f"{version.ref}: registered {cached}", flush=True)
+    print_comparison(registry)
+    return 0
+
+
+class _job_log_to_stdout:
+    """Outside a Prefect run the stage steps log to `nemotron.tasks`: show those lines here."""
+
+    def __enter__(self):
+        self.logger = logging.getLogger("nemotron.tasks")
+        self.handler = logging.StreamHandler(sys.stdout)
+        self.handler.setFormatter(logging.Formatter("%(message)s"))
+        self.level = self.logger.level
+        self.logger.addHandler(self.handler)
+        self.logger.setLevel(logging.INFO)
+        return self
+
+    def __exit__(self, *exc):
+        self.logger.removeHandler(self.handler)
+        self.logger.setLevel(self.level)
+
+
+def latest_evals(registry) -> list[tuple[str, dict]]:
+    """(model version ref, flat metrics) of the newest nano3-eval of each model artifact."""
+    from nemotron_core.errors import ArtifactError
+
+    from .report import load_results
+
+    try:
+        evals = registry.list(EVAL_ARTIFACT)
+    except ArtifactError:
+        return []
+    newest: dict[str, tuple[int, str, dict]] = {}
+    for v in evals:
+        model_ref = next((r for r in v.lineage if MODEL_NAME.search(r.split(":")[0])), None)
+        if model_ref is None:
+            continue
+        metrics = (v.metadata.get("result") or {}).get("metrics")
+        if metrics is None:  # registered by hand: read the files
+            metrics = load_results(registry.local_copy(v.ref))["metrics"]
+        name = model_ref.split(":")[0]
+        number = v.version or 0  # a W&B offline publish has no number yet
+        if name not in newest or number >= newest[name][0]:
+            newest[name] = (number, model_ref, metrics)
+    return [(ref, metrics) for _, ref, metrics in newest.values()]
+
+
+def print_comparison(registry, console=None) -> None:
+    """The comparison table across model artifacts (latest eval of each), or a hint when there is none."""
+    from rich.console import Console
+
+    from .report import comparison_table
+
+    console = console or Console()
+    entries = latest_evals(registry)
+    if not entries:
+        console.print(f"no {EVAL_ARTIFACT} versions yet: run `nemotron evaluate nano3-sft-model` (or another model)")
+        return
+    console.print(comparison_table(entries))

@@ -1,0 +1,275 @@
+"""The training step and loop, shared by pretrain and SFT.
+
+`train_step` is one optimizer step: for each of this rank's micro-batches, forward
+(under bf16 autocast on GPU), summed cross-entropy over the targets, backward (DDP
+gradient sync only on the last micro-batch); the loss is divided by the number of
+targets of the whole global batch, so gradient accumulation and data parallelism give
+the same update as one big batch (and SFT's masked tokens weigh nothing). Then gradient
+clipping, AdamW, the LR schedule.
+
+`fit` runs the loop: resume from the newest complete checkpoint (resume: auto), global
+sample index -> micro-batches for this rank, metrics every log.interval steps, valid
+loss every eval.interval steps, checkpoints every checkpoint.interval steps and at the
+end, stop signals -> checkpoint -> `Preempted`. It ends with the final model exported to
+output_dir/model and returns the run summary for RESULT.json.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from recipes.nano3.common.outputs import RESULT
+
+from . import checkpoint, optim, settings
+from .data import IGNORE
+from .metrics import Metrics
+from .runtime import Runtime, all_sum, autocast, barrier
+from . import signals
+from .signals import PREEMPTED_FILE, Preempted
+
+
+def loss_sum(model, batch, rt: Runtime):
+    """Summed next-token cross-entropy over the batch's targets (fp32 logits)."""
+    import torch.nn.functional as F
+
+    with autocast(rt):
+        logits = model(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False).logits
+    return F.cross_entropy(logits.float().flatten(0, 1), batch.targets.flatten(), ignore_index=IGNORE,
+                           reduction="sum")
+
+
+def next_batches(data, start: int, *, rt: Runtime, micro: int, accum: int) -> tuple[list, int]:
+    """(this rank's micro-batches of the global batch that starts at sample `start`, their target count).
+
+    Targets are counted on the CPU, before the copy to the GPU (no device sync).
+    """
+    batches = [data.batch(start + (k * rt.world_size + rt.rank) * micro, micro) for k in range(accum)]
+    return [b.to(rt.device) for b in batches], sum(b.num_targets() for b in batches)
+
+
+def train_step(model, optimizer, scheduler, micro_batches: list, *, rt: Runtime, grad_clip: float,
+               num_targets: float):
+    """One optimizer step; returns (this rank's share of the mean loss, grad norm or None) as tensors.
+
+    `num_targets` counts the targets of the global batch (all ranks); the mean of the
+    returned loss over ranks is the global batch's mean token loss.
+    """
+    import torch
+
+    scale = rt.world_size / max(1.0, num_targets)  # DDP averages gradients over ranks
+    total = torch.zeros((), device=rt.device)
+    last = len(micro_batches) - 1
+    for k, mb in enumerate(micro_batches):
+        sync = contextlib.nullcontext() if k == last or not rt.distributed else model.no_sync()
+        with sync:
+            loss = loss_sum(model, mb, rt) * scale
+            loss.backward()
+        total += loss.detach()
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip) if grad_clip > 0 else None
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return total, norm
+
+
+def evaluate(model, data, *, rt: Runtime, batches: int, micro: int) -> float:
+    """Mean token loss over the first `batches` micro-batches of `data` (the same every time)."""
+    import torch
+
+    model.eval()
+    s, n = 0.0, 0
+    with torch.no_grad():
+        for k in range(rt.rank, batches, rt.world_size):
+            b = data.batch(k * micro, micro).to(rt.device)
+            s += float(loss_sum(model, b, rt))
+            n += b.num_targets()
+    model.train()
+    s, n = all_sum(rt, [s, n])
+    return s / max(1, n)
+
+
+@dataclass
+class Job:
+    """What a stage hands to `fit`."""
+
+    name: str  # e.g. "nano3/pretrain"
+    cfg: dict
+    rt: Runtime
+    model: Any  # an HF causal LM, fp32, on CPU
+    tokenizer: Any
+    train: Any  # .batch(start, n) -> Batch, .seq_length
+    valid: Any | None
+    out: Path
+
+
+def _prepare_output(job: Job) -> Path:
+    """Drop what a previous attempt left that must not survive (rank 0); returns the checkpoint dir."""
+    ckpts = job.out / "checkpoints"
+    if job.rt.is_main:
+        job.out.mkdir(parents=True, exist_ok=True)
+        (job.out / RESULT).unlink(missing_ok=True)
+        (job.out / PREEMPTED_FILE).unlink(missing_ok=True)
+        if job.cfg["resume"] == "never":
+            shutil.rmtree(ckpts, ignore_errors=True)
+        checkpoint.clean(ckpts)
+    barrier(job.rt)
+    return ckpts
+
+
+def _seed(seed: int, rank: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed + rank)
+    np.random.seed(seed + rank)
+    torch.manual_seed(seed + rank)
+
+
+def export_model(ckpt: Path, out: Path) -> Path:
+    """Hard-link (or copy) the checkpoint's HF model to out/model, atomically."""
+    final, tmp = out / "model", out / ".tmp-model"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for src in (ckpt / "model").iterdir():
+        try:
+            os.link(src, tmp / src.name)
+        except OSError:
+            shutil.copy2(src, tmp / src.name)
+    shutil.rmtree(final, ignore_errors=True)
+    os.rename(tmp, final)
+    return final
+
+
+def fit(job: Job) -> dict:
+    import torch
+
+    cfg, rt, out = job.cfg, job.rt, job.out
+    t, ev, lg, ck = cfg["train"], cfg["eval"], cfg["log"], cfg["checkpoint"]
+    accum = settings.grad_accum_steps(cfg, rt.world_size)
+    micro, gbs, max_steps = t["micro_batch_size"], t["global_batch_size"], t["max_steps"]
+    ckpts = _prepare_output(job)
+
+    model = job.model.to(rt.device)
+    optimizer, scheduler = optim.build(model, cfg["optim"], max_steps, rt.device_type)
+    state = {"step": 0, "consumed_samples": 0, "tokens": 0, "elapsed": 0.0, "wandb_id": None,
+             "config_digest": settings.digest(cfg), "resumes": 0, "loss": None, "valid_loss": None}
+    _seed(cfg["seed"], rt.rank)
+    ckpt = checkpoint.latest(ckpts) if cfg["resume"] == "auto" else None
+    if ckpt is not None:
+        saved = checkpoint.load(ckpt, rt=rt, model=model, optimizer=optimizer, scheduler=scheduler)
+        if rt.is_main and saved.get("config_digest") != state["config_digest"]:
+            print(f"warning: {ckpt} was written with another config; continuing with this one", flush=True)
+        state.update({**saved, "config_digest": state["config_digest"]})
+        state["resumes"] += 1
+        print(f"resumed from {ckpt} (step {state['step']}, {state['consumed_samples']} samples)", flush=True)
+    resumed_at = state["step"] if ckpt is not None else None
+
+    net = model
+    if rt.distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # no buffer broadcast: the only buffers (RoPE tables) are the same on every rank
+        net = DistributedDataParallel(model, device_ids=[rt.local_rank] if rt.device_type == "cuda" else None,
+                                      broadcast_buffers=False)
+    if rt.compile:
+        net = torch.compile(net)
+    net.train()
+
+    metrics = Metrics(out / lg["metrics_file"], enabled=rt.is_main, wcfg=lg["wandb"], run_name=out.name,
+                      config=cfg, resume_step=resumed_at, wandb_id=state["wandb_id"])
+    state["wandb_id"] = metrics.wandb_id
+    flag = signals.install()  # (again) after wandb.init, which may install handlers of its own
+    last_saved = resumed_at
+    seq = job.train.seq_length
+
+    def save() -> Path:
+        nonlocal last_saved
+        state["elapsed"] = elapsed()
+        if last_loss is not None:  # the last step's loss (all ranks): a re-run after the end reports it
+            state["loss"] = all_sum(rt, [float(last_loss)])[0] / rt.world_size
+        path = checkpoint.save(ckpts, rt=rt, model=model, tokenizer=job.tokenizer, optimizer=optimizer,
+                               scheduler=scheduler, state=dict(state), keep=ck["keep"])
+        last_saved = state["step"]
+        return path
+
+    t_start, elapsed0 = time.perf_counter(), state["elapsed"]
+    elapsed = lambda: round(elapsed0 + time.perf_counter() - t_start, 3)  # noqa: E731
+    # a log window: loss summed over its steps, its start, time spent in eval/checkpoints (not in tokens/s)
+    window_loss, window_steps, window_t0, paused = 0.0, 0, time.perf_counter(), 0.0
+    step_seconds, steps_here = 0.0, 0
+    last_loss = None
+    exit_code = 1
+    try:
+        while state["step"] < max_steps:
+            t0 = time.perf_counter()
+            batches, targets = next_batches(job.train, state["consumed_samples"], rt=rt, micro=micro, accum=accum)
+            num_targets, stop = all_sum(rt, [targets, float(flag.requested)])
+            if stop:
+                path = save() if last_saved != state["step"] else ckpts / checkpoint.name(state["step"])
+                raise Preempted(flag.signum or 15, state["step"], path)
+            lr = optimizer.param_groups[0]["lr"]
+            loss, norm = train_step(net, optimizer, scheduler, batches, rt=rt, grad_clip=t["grad_clip"],
+                                    num_targets=num_targets)
+            state["step"] += 1
+            state["consumed_samples"] += gbs
+            state["tokens"] += gbs * seq
+            window_loss += loss
+            window_steps += 1
+            last_loss = loss
+            step_seconds += time.perf_counter() - t0
+            steps_here += 1
+            step = state["step"]
+
+            row, new_window = None, step % lg["interval"] == 0 or step == max_steps
+            if new_window:
+                total, = all_sum(rt, [float(window_loss)])  # (a device sync: tokens/s below is real)
+                row = {"step": step, "loss": total / rt.world_size / window_steps, "lr": lr,
+                       "tokens_per_s": round(window_steps * gbs * seq / (time.perf_counter() - window_t0 - paused), 1),
+                       "elapsed": elapsed(), "tokens": state["tokens"], "samples": state["consumed_samples"]}
+                if norm is not None:
+                    row["grad_norm"] = float(norm)
+                window_loss, window_steps, paused = 0.0, 0, 0.0
+            if job.valid is not None and ((ev["interval"] and step % ev["interval"] == 0) or step == max_steps):
+                t_eval = time.perf_counter()
+                # the bare model: ranks may run different numbers of eval batches (no DDP collectives)
+                state["valid_loss"] = evaluate(model, job.valid, rt=rt, batches=ev["batches"], micro=micro)
+                row = {**(row or {"step": step, "elapsed": elapsed()}), "valid_loss": state["valid_loss"]}
+                paused += time.perf_counter() - t_eval
+            if ck["interval"] and step % ck["interval"] == 0 and step < max_steps:
+                t_save = time.perf_counter()
+                save()
+                paused += time.perf_counter() - t_save
+            if row is not None:
+                metrics.log(row)
+            if new_window:
+                window_t0, paused = time.perf_counter(), 0.0
+
+        final = save() if last_saved != state["step"] else ckpts / checkpoint.name(state["step"])
+        if rt.is_main:
+            export_model(final, out)
+        barrier(rt)
+        summary = {
+            "steps": state["step"], "samples": state["consumed_samples"], "tokens": state["tokens"],
+            "final_loss": state["loss"], "final_valid_loss": state["valid_loss"], "elapsed_s": elapsed(),
+            "resumes": state["resumes"],
+            "resumed_from_step": resumed_at, "steps_this_attempt": steps_here,
+            "tokens_per_s": round(steps_here * gbs * seq / step_seconds, 1) if step_seconds else None,
+            "checkpoint": str(final.relative_to(out)), "grad_accum_steps": accum, "wandb_id": state["wandb_id"],
+        }
+        metrics.summary({k: v for k, v in summary.items() if isinstance(v, (int, float)) and v is not None})
+        exit_code = 0
+        return summary
+    except Preempted as p:
+        if rt.is_main:
+            p.write_marker(out)
+        exit_code = 75
+        raise
+    finally:
+        metrics.close(exit_code)
