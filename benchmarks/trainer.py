@@ -112,9 +112,9 @@ def main() -> None:
     # bare: same init, same windows, a plain loop
     bare = modellib.build(cfg["model"], tok, seed)
     oc = cfg["optim"]
-    b_opt = torch.optim.AdamW([{"params": [p for p in bare.parameters() if p.dim() >= 2], "weight_decay": oc["weight_decay"]},
-                               {"params": [p for p in bare.parameters() if p.dim() < 2], "weight_decay": 0.0}],
-                              lr=oc["lr"], betas=(oc["beta1"], oc["beta2"]), eps=oc["eps"])
+    groups = [{"params": [p for p in bare.parameters() if p.dim() >= 2], "weight_decay": oc["weight_decay"]},
+              {"params": [p for p in bare.parameters() if p.dim() < 2], "weight_decay": 0.0}]
+    b_opt = torch.optim.AdamW(groups, lr=oc["lr"], betas=(oc["beta1"], oc["beta2"]), eps=oc["eps"])
     b_sched = torch.optim.lr_scheduler.LambdaLR(b_opt, optim.WarmupCosine(oc["warmup_steps"], total_steps,
                                                                           oc["min_lr_ratio"]))
     windows = data.sampler.take(0, total_steps * micro)  # precomputed: the bare loop does no sampling

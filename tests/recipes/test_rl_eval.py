@@ -248,8 +248,8 @@ def test_rl_writes_hf_model_result_metrics_and_checkpoints(rl_reference, data, m
     assert all(RL_ROW_KEYS <= set(r) for r in train_rows)
     assert [r["step"] for r in metrics if "valid_reward" in r] == [0, 4, 8]
     assert all(0 <= r["accuracy"] <= 1 and r["kl"] >= 0 and 1 <= r["response_length"] <= 12 for r in train_rows)
-    assert train_rows[0]["kl"] == pytest.approx(0, abs=1e-6)  # the first rollouts come from the reference itself
-    assert train_rows[-1]["kl"] > 0  # then the policy moves away from it
+    # step 1 samples from the reference itself (its second minibatch follows one update): KL ~ 0, then it grows
+    assert train_rows[0]["kl"] < 1e-3 and max(r["kl"] for r in train_rows[1:]) > train_rows[0]["kl"]
     assert any(r["clip_frac"] > 0 for r in train_rows)  # minibatches: 2 -> the second step sees ratio != 1
 
     ckpts = checkpoint.complete(rl_reference / "checkpoints")

@@ -5,8 +5,9 @@ their tiny configs with fewer steps, as subprocesses (like torchrun starts them)
 folders under the test state folder. One uninterrupted pretrain run is the reference
 that the killed/preempted runs must reproduce.
 
-Slow (pytest -m slow): the full tiny pretrain + SFT with held-out exact match, and a
-2-process gloo DDP run (torchrun), including SIGTERM under torchrun.
+A 2-process gloo DDP run (torchrun) must match the single-process reference.
+Slow (pytest -m slow): the full tiny pretrain + SFT with held-out exact match (~3 min on an
+idle machine), and SIGTERM to a 2-process torchrun job.
 """
 
 from __future__ import annotations
@@ -301,7 +302,8 @@ def test_pretrain_writes_hf_model_result_and_metrics(reference, pretrain_data):
     res = result(reference)
     assert res["artifact"] == "nano3-pretrain-model" and res["model"]["path"] == "model"
     assert res["inputs"]["data"]["path"] == str(pretrain_data)
-    assert res["inputs"]["data"]["artifact"] == "nano3-pretrain-data" and len(res["inputs"]["data"]["sha256"]["RESULT.json"]) == 64
+    data_in = res["inputs"]["data"]
+    assert data_in["artifact"] == "nano3-pretrain-data" and len(data_in["sha256"]["RESULT.json"]) == 64
     m = res["metrics"]
     assert m["steps"] == 60 and m["tokens"] == 60 * 16 * 64 and m["final_valid_loss"] < 2.5
     assert res["runtime"] == {"world_size": 1, "device": "cpu", "backend": None, "precision": "float32",
@@ -338,6 +340,8 @@ def test_resume_after_sigkill_reaches_the_same_final_loss(tmp_path, reference, p
     # what a kill in the middle of a save leaves: neither may be taken as the latest checkpoint
     (out / "checkpoints" / checkpoint.name(50) / "model").mkdir(parents=True)
     (out / "checkpoints" / f"{checkpoint.TMP_PREFIX}{checkpoint.name(30)}").mkdir()
+    with open(out / "metrics.jsonl", "a") as f:
+        f.write('{"step": 4')  # a row cut by the kill
     p = run(cmd)  # resume: auto (the tiny config's default)
     assert f"resumed from {out / 'checkpoints' / checkpoint.name(20)}" in p.stdout
     assert result(out)["metrics"]["final_loss"] == result(reference)["metrics"]["final_loss"]
@@ -409,6 +413,7 @@ def test_sft_from_the_pretrained_model_lowers_valid_loss(tmp_path, reference, sf
     ("resume=sometimes", "config key 'resume'"),
     ("model.hiden_size=64", "unknown config key 'model.hiden_size' for arch 'llama' (did you mean 'hidden_size'?)"),
     ("model.arch=lama", "config key 'model.arch'"),
+    ("model.hidden_size=130", "hidden size (130) is not a multiple of the number of attention heads"),
     ("train.seq_length=512", "max_position_embeddings"),
     ("data_path=/nonexistent/data", "data_path"),
 ])
@@ -443,9 +448,9 @@ def test_sft_tokenizer_mismatch_exit_2(tmp_path, capsys, reference, sft_data):
     assert not out.exists()
 
 
-# ---- slow: the full tiny pipeline, DDP ---------------------------------------------------------
-def exact_match(model_dir: Path, world_json: Path, split: str = "test") -> tuple[float, int]:
-    """Greedy chat answers to the world's held-out questions, checked like the RL reward."""
+# ---- the full tiny pipeline (slow); DDP through torchrun ------------------------------------------
+def exact_match(model_dir: Path, world_json: Path, splits=("valid", "test")) -> tuple[float, int]:
+    """Greedy chat answers to the world's held-out questions (in no training data), checked like RL rewards."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -454,7 +459,7 @@ def exact_match(model_dir: Path, world_json: Path, split: str = "test") -> tuple
     from recipes.nano3.common.world import World, WorldConfig
 
     world = World(WorldConfig.from_dict(json.loads(world_json.read_text())["config"]))
-    items = world.questions(split)
+    items = [it for split in splits for it in world.questions(split)]
     tok = AutoTokenizer.from_pretrained(str(model_dir))
     tok.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(str(model_dir)).eval()
@@ -474,43 +479,49 @@ def exact_match(model_dir: Path, world_json: Path, split: str = "test") -> tuple
 def test_tiny_pretrain_then_sft_improves_heldout_exact_match(tmp_path, pretrain_data, sft_data):
     pre, sft = tmp_path / "pretrain", tmp_path / "sft"
     t0 = time.time()
-    run(train_cmd("pretrain", pre, f"data_path={pretrain_data}", *QUIET))
+    run(train_cmd("pretrain", pre, f"data_path={pretrain_data}", *QUIET), timeout=3600)  # ~1.5-2 min when idle
     t1 = time.time()
-    run(train_cmd("sft", sft, f"data_path={sft_data}", f"base_model={pre}", *QUIET))
+    run(train_cmd("sft", sft, f"data_path={sft_data}", f"base_model={pre}", *QUIET), timeout=3600)  # ~1 min
     t2 = time.time()
     base_em, n = exact_match(pre / "model", pretrain_data / "world.json")
     sft_em, _ = exact_match(sft / "model", pretrain_data / "world.json")
     print(f"\npretrain {t1 - t0:.0f}s final_loss {result(pre)['metrics']['final_loss']:.3f}; "
           f"sft {t2 - t1:.0f}s final_loss {result(sft)['metrics']['final_loss']:.3f}; "
-          f"held-out exact match on {n} test questions: pretrain {base_em:.3f} -> sft {sft_em:.3f}")
-    assert sft_em > base_em + 0.1
+          f"held-out exact match on {n} valid+test questions: pretrain {base_em:.3f} -> sft {sft_em:.3f}")
+    assert sft_em >= base_em + 0.05  # seen: 0.000 -> 0.145 (a 0.4M-param model; held-out items are unseen)
 
 
-@pytest.mark.slow
+def torchrun_cmd(out: Path, pretrain_data: Path) -> list[str]:
+    """2 gloo ranks x micro-batch 8: the reference's global batch (16), so the same samples per step."""
+    return [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc-per-node", "2",
+            str(TRAIN["pretrain"]), "--config", "tiny", f"output_dir={out}", f"data_path={pretrain_data}", *SHORT,
+            *QUIET, "train.micro_batch_size=8"]
+
+
 def test_ddp_two_processes_gloo(tmp_path, reference, pretrain_data):
-    torchrun = str(Path(sys.executable).with_name("torchrun"))
     out = tmp_path / "ddp"
-    # same global batch (16) as the reference: 2 ranks x micro-batch 8, the same samples per step
-    args = [f"output_dir={out}", f"data_path={pretrain_data}", *SHORT, *QUIET, "train.micro_batch_size=8"]
-    run([torchrun, "--standalone", "--nproc-per-node", "2", str(TRAIN["pretrain"]), "--config", "tiny", *args])
+    run(torchrun_cmd(out, pretrain_data))
     res = result(out)
     assert res["runtime"]["world_size"] == 2 and res["runtime"]["backend"] == "gloo"
     assert res["runtime"]["threads"] == max(1, runtime.usable_cpus() // 2)
+    assert res["metrics"]["grad_accum_steps"] == 1
     ckpt = checkpoint.latest(out / "checkpoints")
     assert sorted(p.name for p in (ckpt / "rng").iterdir()) == ["rank_00000.pt", "rank_00001.pt"]
-    # the same samples and update as one process, up to float summation order
-    assert res["metrics"]["final_loss"] == pytest.approx(result(reference)["metrics"]["final_loss"], abs=0.02)
+    # the same samples and update as one process, up to float summation order (seen: 6e-7)
+    assert res["metrics"]["final_loss"] == pytest.approx(result(reference)["metrics"]["final_loss"], abs=1e-3)
 
-    # SIGTERM to the whole job (what the local executor and Slurm do): every rank stops at the
-    # same step, one checkpoint, PREEMPTED.json; torchrun itself exits 1, whatever its workers return
-    out2 = tmp_path / "ddp-preempted"
-    args[0] = f"output_dir={out2}"
-    proc = subprocess.Popen([torchrun, "--standalone", "--nproc-per-node", "2", str(TRAIN["pretrain"]),
-                             "--config", "tiny", *args], env=env(), cwd=REPO, start_new_session=True,
+
+@pytest.mark.slow
+def test_sigterm_under_torchrun_stops_every_rank_at_one_checkpoint(tmp_path, pretrain_data):
+    """What the local executor and Slurm do: SIGTERM to the whole job. Every rank stops at the same
+    step, one checkpoint, PREEMPTED.json; torchrun itself exits 1, whatever its workers return."""
+    out = tmp_path / "ddp-preempted"
+    proc = subprocess.Popen(torchrun_cmd(out, pretrain_data), env=env(), cwd=REPO, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(lambda: (out2 / "metrics.jsonl").is_file() and any(r["step"] >= 10 for r in rows(out2)), proc)
+    wait_for(lambda: (out / "metrics.jsonl").is_file() and any(r["step"] >= 10 for r in rows(out)), proc)
     os.killpg(proc.pid, signal.SIGTERM)
-    assert proc.wait(timeout=300) != 0
-    marker = json.loads((out2 / "PREEMPTED.json").read_text())
-    ckpt = checkpoint.latest(out2 / "checkpoints")
+    assert proc.wait(timeout=300) == 1
+    marker = json.loads((out / "PREEMPTED.json").read_text())
+    ckpt = checkpoint.latest(out / "checkpoints")
     assert marker["step"] == checkpoint.step_of(ckpt) and len(list((ckpt / "rng").iterdir())) == 2
+    assert not (out / "RESULT.json").exists()

@@ -26,8 +26,14 @@ def truncate(path: Path, after_step: int | None) -> None:
     if after_step is None:
         path.unlink()
         return
-    keep = [line for line in path.read_text().splitlines(keepends=True)
-            if line.strip() and json.loads(line).get("step", 0) <= after_step]
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:  # a line cut by the kill
+            continue
+        if row.get("step", 0) <= after_step:
+            keep.append(line + "\n")
     write_bytes(path, "".join(keep).encode())
 
 

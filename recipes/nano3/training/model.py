@@ -76,7 +76,10 @@ def hf_config(mcfg: dict, tokenizer):
                               f"(model.vocab_multiple pads the vocabulary)")
         if not hasattr(defaults, key):
             raise ConfigError(f"unknown config key 'model.{key}' for arch {arch!r}{did_you_mean(key, known)}")
-    return AutoConfig.for_model(arch, vocab_size=len(tokenizer), **special_ids(tokenizer), **mcfg)
+    try:
+        return AutoConfig.for_model(arch, vocab_size=len(tokenizer), **special_ids(tokenizer), **mcfg)
+    except Exception as e:  # noqa: BLE001  a value the config class rejects (its validators raise various types)
+        raise ConfigError(f"config key 'model': {type(e).__name__}: {e}") from None
 
 
 def padded_vocab(vocab: int, multiple: int) -> int:
@@ -97,8 +100,8 @@ def build(mcfg: dict, tokenizer, seed: int):
     try:
         model = AutoModelForCausalLM.from_config(config, attn_implementation=mcfg.get("attn_implementation", "sdpa"),
                                                  dtype=torch.float32)
-    except (ValueError, TypeError) as e:
-        raise ConfigError(f"config key 'model': {str(e).splitlines()[0]}") from None
+    except Exception as e:  # noqa: BLE001  e.g. an unknown hidden_act: only the config can cause it here
+        raise ConfigError(f"config key 'model': cannot build {config.model_type}: {type(e).__name__}: {e}") from None
     _generation_defaults(model, tokenizer)
     return model
 

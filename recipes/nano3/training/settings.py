@@ -89,8 +89,9 @@ SCHEMAS = {"pretrain": PRETRAIN, "sft": SFT}
 def load(argv: list[str], *, script: Path, kind: str) -> dict:
     """The resolved, checked config of a trainer script as a plain dict."""
     if not any(a == "--config" or a.startswith("--config=") for a in argv):
+        names = ", ".join(sorted(p.stem for p in (script.parent / "config").glob("*.yaml")))
         raise ConfigError(f"no config given; pass --config train.yaml (or a name under "
-                          f"{script.parent.name}/config: {', '.join(sorted(p.stem for p in (script.parent / 'config').glob('*.yaml')))})")
+                          f"{script.parent.name}/config: {names})")
     cfg = cfglib.load_config(argv, script=script, defaults=SCHEMAS[kind], subdir="")
     check(cfg, kind)
     return cfg
