@@ -27,6 +27,10 @@ import pytest
 from recipes.nano3.training import checkpoint
 from tests.recipes.test_trainers import PREP, TRAIN, env, result, rows, run, wait_for
 
+# The module trains a tiny pretrain -> SFT -> RL chain in its fixtures (minutes on 2 cores) and its
+# assertions were still being tuned when this landed (issue #8 open): run with `scripts/test -m slow`.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 RL = REPO / "recipes/nano3/stage2_rl/train.py"
 EVAL = REPO / "recipes/nano3/stage3_eval/eval.py"
