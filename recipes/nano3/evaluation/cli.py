@@ -59,19 +59,23 @@ def evaluate_model(ref: str, *, profile: str | None = None, config: str = "tiny"
 
 
 class _job_log_to_stdout:
-    """Outside a Prefect run the stage steps log to `nemotron.tasks`: show those lines here."""
+    """Outside a Prefect run the stage steps log to `nemotron.tasks`: show those lines (INFO) here,
+    through the handlers already installed (importing Prefect installs a console handler) or our own."""
 
     def __enter__(self):
         self.logger = logging.getLogger("nemotron.tasks")
-        self.handler = logging.StreamHandler(sys.stdout)
-        self.handler.setFormatter(logging.Formatter("%(message)s"))
         self.level = self.logger.level
-        self.logger.addHandler(self.handler)
         self.logger.setLevel(logging.INFO)
+        self.handler = None
+        if not self.logger.hasHandlers():
+            self.handler = logging.StreamHandler(sys.stdout)
+            self.handler.setFormatter(logging.Formatter("%(message)s"))
+            self.logger.addHandler(self.handler)
         return self
 
     def __exit__(self, *exc):
-        self.logger.removeHandler(self.handler)
+        if self.handler is not None:
+            self.logger.removeHandler(self.handler)
         self.logger.setLevel(self.level)
 
 
@@ -106,7 +110,7 @@ def print_comparison(registry, console=None) -> None:
 
     from .report import comparison_table
 
-    console = console or Console()
+    console = console or Console(width=None if sys.stdout.isatty() else 160)  # a log file: no wrapped columns
     entries = latest_evals(registry)
     if not entries:
         console.print(f"no {EVAL_ARTIFACT} versions yet: run `nemotron evaluate nano3-sft-model` (or another model)")
