@@ -47,7 +47,7 @@ def _exists(cfg, key: str) -> bool:
     node = cfg
     for part in key.split("."):
         if isinstance(node, DictConfig):
-            if part not in node:
+            if node._get_node(part) is None:  # `part in node` is False for a `???` value
                 return False
             node = node._get_node(part)
         elif isinstance(node, ListConfig):

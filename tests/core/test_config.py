@@ -262,3 +262,8 @@ def test_secret_config_keys_are_word_based(name, secret):
 def test_tokenizer_path_is_an_ordinary_key(spec):
     job = build_job_config(OmegaConf.create({"tokenizer_path": "/data/tok", "max_tokens": 5}), spec=spec)
     assert job.tokenizer_path == "/data/tok"
+
+
+def test_a_mandatory_value_can_be_set_by_override():
+    cfg = apply_overrides(OmegaConf.create({"output_dir": "???", "a": {"b": "???"}}), ["output_dir=/x", "a.b=1"])
+    assert cfg.output_dir == "/x" and cfg.a.b == 1
