@@ -4,10 +4,16 @@ Everything a run writes (Prefect home, nemo-run home, Ray temp dir, HF and induc
 caches, Slurm state, job dirs, the local artifact store) lives under `state_dir()`:
 `$NEMOTRON_STATE_DIR` if set, else `.state/` in the project checkout, else
 `./.nemotron-state` for an installed (non-editable) copy. Nothing under $HOME or /tmp.
+
+One exception, by necessity: Ray puts unix sockets under its temp dir and a socket path
+holds at most 107 bytes, so that dir may be ~41 chars long. When `<state>/ray` is longer
+(a deep checkout), `ray_temp_dir()` hands Ray a short symlink in $XDG_RUNTIME_DIR (or /tmp)
+that points into the state folder: the files still land under the state folder.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -53,3 +59,35 @@ def state_env(state: Path | None = None) -> dict[str, str]:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
     }
+
+
+def _ray_temp_dir_limit() -> int:
+    """Longest temp dir Ray can use: its longest socket is
+    <tmp>/session_YYYY-MM-DD_hh-mm-ss_uuuuuu_<pid>/sockets/dash_MetricsHead (len + 61 + pid digits)."""
+    try:
+        pid_digits = len(Path("/proc/sys/kernel/pid_max").read_text().strip())
+    except OSError:
+        pid_digits = 7  # 4194304, the Linux maximum
+    return 107 - 61 - pid_digits
+
+
+def ray_temp_dir(state: Path | None = None, name: str = "ray") -> Path:
+    """Ray's temp dir `<state>/<name>`, created; a short symlink to it when that path is too long."""
+    real = (state or state_dir()) / name
+    real.mkdir(parents=True, exist_ok=True)
+    real = real.resolve()
+    if len(str(real)) <= _ray_temp_dir_limit():
+        return real
+    base = Path(os.environ.get("XDG_RUNTIME_DIR") or "/tmp")
+    tag = hashlib.sha256(str(real).encode()).hexdigest()[:10]
+    link = base / f"nemotron-ray-{os.getuid()}-{tag}"
+    if not (link.is_symlink() and os.readlink(link) == str(real)):
+        tmp = link.with_name(f"{link.name}.{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(real, target_is_directory=True)
+        os.replace(tmp, link)  # atomic: concurrent callers agree on the same link
+    if len(str(link)) > _ray_temp_dir_limit():
+        from .errors import NemotronError
+
+        raise NemotronError(f"Ray temp dir {link} is too long for unix sockets: set XDG_RUNTIME_DIR to a short folder")
+    return link

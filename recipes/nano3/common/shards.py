@@ -11,7 +11,7 @@ whose settings changed is). Ray is only started when some job is left to do.
 
 Ray: connects to the cluster in RAY_ADDRESS when set (a RayJob on Slurm, `ray start
 --head`); otherwise starts a local head with num_cpus=workers, no dashboard, and its
-temp dir under the state folder (`state_dir()/ray`, kept short for unix sockets).
+temp dir under the state folder (`nemotron_core.paths.ray_temp_dir()`: short, for unix sockets).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from nemotron_core.errors import NemotronError
-from nemotron_core.paths import state_dir
+from nemotron_core.paths import ray_temp_dir
 
 from .outputs import write_json
 
@@ -43,8 +43,7 @@ def init_ray(workers: int, extra_pythonpath: str | None = None) -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(address=os.environ["RAY_ADDRESS"], **common)
     else:
-        temp = state_dir() / "ray"
-        temp.mkdir(parents=True, exist_ok=True)
+        temp = ray_temp_dir()
         ray.init(num_cpus=workers, include_dashboard=False, _temp_dir=str(temp), **common)
     if callable(on_sigterm):  # ray.init installs its own (C++) SIGTERM handler; keep the script's (exit 75)
         signal.signal(signal.SIGTERM, on_sigterm)
