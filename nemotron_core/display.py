@@ -50,4 +50,7 @@ def display_plan(plan, *, job_dir: Path, mode: str, profile_name: str, artifacts
     console = _console()
     console.print(Panel(t, title="plan" + (" (dry run)" if dry_run else ""), title_align="left", border_style="dim"))
     if sbatch:
-        console.print(Panel(sbatch, title="sbatch script", title_align="left", border_style="dim"))
+        # Verbatim (no markup, no box, no wrapping): the text must be copy-pasteable, and
+        # nemo-run's Ray template holds `[/...]` sequences that rich would read as tags.
+        console.rule("sbatch script", align="left", style="dim")
+        console.print(sbatch, markup=False, highlight=False, soft_wrap=True)

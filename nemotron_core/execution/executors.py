@@ -32,7 +32,8 @@ nodes, gpus_per_node, ntasks_per_node, nproc_per_node, cpus_per_task, mem, time,
 gres, constraint, exclusive, container_image|container, mounts, tunnel (local|ssh),
 host, user, port, identity, remote_job_dir, slurm_conf (LocalTunnel; default $SLURM_CONF),
 packager, code_excludes, python, startup_commands, env|env_vars, secrets, retries,
-additional_parameters, squash (use the image's enroot squash file, see squash.py), squash_dir.
+additional_parameters, squash (use the image's enroot squash file, see squash.py), squash_dir,
+rdzv_port (torchrun's c10d rendezvous port on the first node; default 29500).
 (local) nproc_per_node. (ray) address, entrypoint_num_cpus.
 """
 
@@ -241,7 +242,7 @@ def create_executor(profile, spec, *, nodes: int | None = None, gpus_per_node: i
         gres=profile.get("gres"), constraint=profile.get("constraint"), exclusive=profile.get("exclusive") or None,
         container_image=image, container_mounts=[*(profile.get("mounts") or []), *mounts],
         tunnel=tunnel, packager=packager or choose_packager(profile, spec), env_vars=env,
-        launcher="torchrun" if launch == "torchrun" else None, job_name_prefix="nemotron-",
+        launcher=_torchrun_launcher(run, profile) if launch == "torchrun" else None, job_name_prefix="nemotron-",
         setup_lines="\n".join(setup) or None, retries=_int(profile, "retries", 0) or 0,
         additional_parameters=profile.get("additional_parameters") or None,
         poll_estimated_start_time=False,
@@ -250,6 +251,13 @@ def create_executor(profile, spec, *, nodes: int | None = None, gpus_per_node: i
     slurm_conf = None if remote else (profile.get("slurm_conf") or os.environ.get("SLURM_CONF"))
     return _attach(ex, JobOptions(**base, python=python, remote_job_dir=str(remote_job_dir) if remote else None,
                                   slurm_conf=str(slurm_conf) if slurm_conf else None))
+
+
+def _torchrun_launcher(run, profile):
+    """nemo-run's Torchrun launcher; `rdzv_port` (default 29500) is where the first node hosts the
+    c10d rendezvous store (another port when two jobs may share a host, as the fake nodes do)."""
+    port = _int(profile, "rdzv_port", None)
+    return run.Torchrun(rdzv_port=port) if port else "torchrun"
 
 
 def with_plan_env(executor, plan):

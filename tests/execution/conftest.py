@@ -80,12 +80,12 @@ def stage(tmp_path, state):
     from nemotron_core.runspec import parse
 
     def build(recipe: str, env_toml: str, profile: str, *dotlist: str, passthrough=(), nodes=None,
-              gpus_per_node=None, mode: str = "batch") -> Staged:
+              gpus_per_node=None, mode: str = "batch", config: str | None = None) -> Staged:
         env_file = tmp_path / "env.toml"
         env_file.write_text(env_toml)
         spec = parse(REPO / recipe)
         prof = load_env(env_file).profile(profile)
-        train = parse_config(spec.config_dir, None, list(dotlist), default=spec.config.default)
+        train = parse_config(spec.config_dir, config, list(dotlist), default=spec.config.default)
         job = build_job_config(train, spec=spec, mode=mode, profile=prof, dotlist=list(dotlist),
                                passthrough=list(passthrough))
         job_dir = generate_job_dir(spec.name)

@@ -1,0 +1,125 @@
+"""Past one node: the pretrain trainer over 2 Slurm nodes, and data prep on a 2-node Ray cluster.
+
+Its own Slurm cluster (module fixture `two_nodes`): `scripts/slurm start --nodes 2` = nodes
+n1, n2 on this host (1 CPU each, mapped to 127.0.0.1), under the test state folder, on ports
+no other cluster uses. The jobs go through the same executor path as a real cluster: a Slurm
+profile with nodes = 2 → nemo-run's SlurmExecutor → sbatch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nemotron_core.execution import JobState, submit
+from tests.execution.conftest import REPO, slurm_profile
+from tests.fixtures.services import SlurmCluster, _one_line_error, _parse_exports, _port_free, _script
+
+pytestmark = pytest.mark.slurm
+
+PRETRAIN = "recipes/nano3/stage0_pretrain/train.py"
+PREP = REPO / "recipes/nano3/stage0_pretrain/data_prep.py"
+# The tiny config, shortened; 1 thread per rank (each fake node has 1 CPU); no W&B.
+SHORT = ["train.max_steps=30", "checkpoint.interval=30", "eval.interval=30", "log.interval=10",
+         "log.wandb.mode=disabled", "runtime.threads=1"]
+
+
+def _free_block(start: int, size: int) -> int:
+    """The first port p >= start with p .. p+size-1 all free on 127.0.0.1."""
+    base = start
+    while not all(_port_free(p) for p in range(base, base + size)):
+        base += size
+        if base > 60000:
+            raise RuntimeError(f"no {size} free ports from {start}")
+    return base
+
+
+@pytest.fixture(scope="module")
+def two_nodes() -> Iterator[SlurmCluster]:
+    """A private 2-node cluster (stopped at the end of the module)."""
+    state = Path(os.environ["NEMOTRON_STATE_DIR"]) / "mn2"
+    base = _free_block(int(os.environ.get("NEMOTRON_MULTINODE_SLURM_PORT", "17400")), 4)
+    ports = {"NEMOTRON_SLURMCTLD_PORT": str(base), "NEMOTRON_SLURMD_PORT": str(base + 1)}  # nodes: +1, +2
+    proc = _script("slurm", "start", "--nodes", "2", state=state, extra=ports, timeout=900)
+    if proc.returncode != 0:
+        msg = f"scripts/slurm start --nodes 2 failed: {_one_line_error(proc, 'slurm')}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(msg, pytrace=False)
+        pytest.skip(msg)
+    env = _parse_exports(proc.stdout)
+    try:
+        yield SlurmCluster(conf=Path(env["SLURM_CONF"]), env=env, state=state / "services" / "slurm")
+    finally:
+        _script("slurm", "stop", state=state, extra=ports, timeout=180)
+
+
+@pytest.fixture(scope="module")
+def pretrain_data(two_nodes) -> Path:
+    """The tiny pretrain data, made here in one process (the reference for the Ray run too)."""
+    out = Path(os.environ["NEMOTRON_STATE_DIR"]) / "mn2" / "pretrain-data"
+    if not (out / "RESULT.json").is_file():
+        _run([sys.executable, str(PREP), "--config", "tiny", f"output_dir={out}"])
+    return out
+
+
+def _clean_env() -> dict:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RAY_ADDRESS", "WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "WANDB_API_KEY")}
+    return env
+
+
+def _run(cmd: list[str]) -> subprocess.CompletedProcess:
+    p = subprocess.run(cmd, capture_output=True, text=True, env=_clean_env(), timeout=900, cwd=REPO)
+    assert p.returncode == 0, f"rc={p.returncode}\n{p.stdout[-3000:]}\n{p.stderr[-3000:]}"
+    return p
+
+
+def _result(out: Path) -> dict:
+    return json.loads((out / "RESULT.json").read_text())
+
+
+def _jobcomp(cluster: SlurmCluster, job_id: str) -> str:
+    lines = [ln for ln in cluster.jobcomp.read_text().splitlines() if f"JobId={job_id} " in ln]
+    assert lines, f"job {job_id} not in {cluster.jobcomp}"
+    return lines[-1]
+
+
+def test_pretrain_on_two_nodes_matches_one_node(two_nodes, pretrain_data, stage, tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_CONF", str(two_nodes.conf))
+    # Reference: one process, the whole global batch of 16 in one micro-batch.
+    ref = tmp_path / "one-node"
+    _run([sys.executable, str(REPO / PRETRAIN), "--config", "tiny", f"output_dir={ref}",
+          f"data_path={pretrain_data}", *SHORT])
+
+    # 2 nodes x 1 task, torchrun c10d rendezvous on n1; the same global batch, 8 samples per rank.
+    out = tmp_path / "two-nodes"
+    rdzv = _free_block(29600, 1)
+    profile = slurm_profile(nodes=2, ntasks_per_node=1, gpus_per_node=0, time="00:10:00",
+                            slurm_conf=str(two_nodes.conf), rdzv_port=rdzv)
+    s = stage(PRETRAIN, profile, "slurm", f"output_dir={out}", f"data_path={pretrain_data}", *SHORT,
+              "train.micro_batch_size=8", config="tiny")
+    script = (s.job_dir / "sbatch.sh")
+    lines: list[str] = []
+    job = submit(s.executor, s.plan, job_dir=s.job_dir)
+    status = job.wait(on_log=lines.append, timeout=600)
+    log = "\n".join(lines)
+    assert status.state is JobState.COMPLETED, f"{status}\n{log[-4000:]}"
+
+    text = script.read_text()
+    assert "#SBATCH --nodes=2" in text and "#SBATCH --ntasks-per-node=1" in text
+    assert f"--rdzv-backend c10d --rdzv-endpoint $head_node_ip:{rdzv}" in text
+    assert "--nnodes 2 --nproc-per-node 1 --node-rank $SLURM_NODEID" in text
+    assert "NodeList=n[1-2]" in _jobcomp(two_nodes, job.id)  # one task on each node
+
+    res, single = _result(out), _result(ref)
+    assert res["runtime"]["world_size"] == 2 and res["runtime"]["backend"] == "gloo", res["runtime"]
+    assert res["metrics"]["grad_accum_steps"] == 1 and single["runtime"]["world_size"] == 1
+    # The same samples and the same update, up to float summation order across ranks.
+    assert res["metrics"]["final_loss"] == pytest.approx(single["metrics"]["final_loss"], abs=1e-3)
+    assert res["metrics"]["final_loss"] < 6.0  # it learned something (ln 1024 = 6.93 at the start)
