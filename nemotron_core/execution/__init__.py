@@ -19,6 +19,7 @@ Modules (one job each):
     packaging.py      SelfContainedPackager, CodePackager, choose_packager (imports nemo-run)
     squash.py         ensure_squashed_image (enroot import on the Slurm profile)
     sweeper.py        list and cancel the jobs of a (dead) flow run
+    tracking.py       track_slurm_jobs: wait on thousands of Slurm jobs/array tasks, one squeue per poll
     backends/         local (process group), slurm (sbatch + squeue/jobcomp), ray (job API)
 
 Importing this package is cheap: nemo-run, Ray and torch load only when a function needs them.

@@ -300,3 +300,24 @@ def test_ssh_tunnel_ships_code_and_secrets_and_follows_the_job_over_ssh(sshd, st
     assert files_containing("hf_OvErSsH_31337", remote, s.job_dir) == sorted([host_dir / "secrets.env",
                                                                               s.job_dir / "secrets.env"])
     slurm_backend.close_shells()  # this test's SSH connection goes with its sshd
+
+
+def test_many_jobs_are_tracked_with_one_squeue_per_poll(slurm, tmp_path):
+    """50 array tasks (task 7 exits 3) tracked from one thread: one squeue per poll answers for all."""
+    from nemotron_core.execution.backends.slurm import array_task_ids
+    from nemotron_core.execution.tracking import track_slurm_jobs
+
+    out = slurm.run("sbatch", "--parsable", "--array=0-49", f"--output={tmp_path}/%a.out", "--job-name=track-many",
+                    "--wrap", 'if [ "$SLURM_ARRAY_TASK_ID" = 7 ]; then exit 3; fi; echo done')
+    assert out.returncode == 0, out.stderr
+    ids = array_task_ids(out.stdout.strip().split(";")[0], "0-49")
+    poller = poller_for({"tunnel": "local", "slurm_conf": str(slurm.conf)})
+    before, polls = poller.queries, []
+    final = track_slurm_jobs(ids, cluster={"tunnel": "local", "slurm_conf": str(slurm.conf)}, poll=0.5,
+                             timeout=300, on_poll=polls.append)
+    assert sorted(final) == sorted(ids)
+    assert (final[ids[7]].state, final[ids[7]].exit_code) == (JobState.FAILED, 3)
+    assert all(final[i].state is JobState.COMPLETED for i in ids if i != ids[7]), final
+    assert poller.queries - before == len(polls)  # one squeue per poll, however many jobs are open
+    assert len(polls) >= 2 and len(polls[0]) > 1  # several jobs were open at the first poll
+    assert sorted(p.name for p in tmp_path.glob("*.out")) == sorted(f"{k}.out" for k in range(50))

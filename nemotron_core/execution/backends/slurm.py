@@ -350,6 +350,20 @@ def _pair(text: str) -> tuple[int | None, int | None]:
         return None, None
 
 
+def expand_ranges(spec: str) -> list[int]:
+    """'0-3,7' -> [0, 1, 2, 3, 7] (Slurm's array index syntax, without a ':step')."""
+    out: list[int] = []
+    for part in filter(None, spec.split(",")):
+        lo, _, hi = part.partition("-")
+        out.extend(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def array_task_ids(array_id: str, spec: str) -> list[str]:
+    """The ids `A_k` of the tasks of array job `array_id` submitted with `--array=spec`."""
+    return [f"{array_id}_{k}" for k in expand_ranges(spec.split("%")[0])]
+
+
 def _status(state: JobState, exit_code, signal, *, reason=None, restarts=0, raw=None) -> JobStatus:
     if state is JobState.COMPLETED:
         exit_code, signal = 0, None
@@ -369,6 +383,7 @@ class SlurmPoller:
         self._cache: dict[str, tuple[float, JobStatus]] = {}
         self._json: bool | None = None  # squeue --json supported?
         self._sacct_args: list[str] | None = None
+        self._raw: dict[str, str] = {}  # array task "A_k" -> its own job id (what sacct/jobcomp list)
         self.queries = 0  # squeue invocations (tests and benchmarks read it)
 
     def watch(self, job_id: str, tag: str | None = None, name: str | None = None) -> None:
@@ -391,6 +406,22 @@ class SlurmPoller:
             self._refresh()
             return self._cache[job_id][1]
 
+    def poll(self, job_ids, *, max_age: float = 1.0) -> dict[str, JobStatus]:
+        """The status of every id in `job_ids` (watched from now on) with at most one squeue call.
+
+        Ids are plain job ids or array tasks `A_k` (see array_task_ids): what tracking many jobs
+        from one process needs (tracking.py, benchmarks/many_jobs.py)."""
+        ids = [str(i) for i in job_ids]
+        with self._lock:
+            for job_id in ids:
+                self._watch.setdefault(job_id, None)
+            now = time.monotonic()
+            stale = [i for i in ids if i not in self._cache or (
+                now - self._cache[i][0] >= max_age and not self._cache[i][1].done)]
+            if stale:
+                self._refresh()
+            return {i: self._cache[i][1] for i in ids}
+
     def forget(self, job_id: str) -> None:
         with self._lock:
             self._watch.pop(str(job_id), None)
@@ -402,7 +433,8 @@ class SlurmPoller:
         found = self._squeue(ids) if ids else {}
         missing = [i for i in ids if i not in found]
         if missing:
-            found.update(self._final_states(missing))
+            raw = {self._raw.get(i, i): i for i in missing}
+            found.update({raw[k]: v for k, v in self._final_states(list(raw)).items() if k in raw})
         for i in ids:
             self._cache[i] = (now, found.get(i, JobStatus(JobState.UNKNOWN, reason="Slurm does not know this job id")))
 
@@ -439,7 +471,25 @@ class SlurmPoller:
             code, sig = _raw_exit(job.get("exit_code"))
             found[job_id] = _status(slurm_state(raw), code, sig, reason=job.get("state_reason"),
                                     restarts=job.get("restart_cnt") or 0, raw=str(raw))
+            self._array_keys(job, found[job_id], found)
         return found
+
+    def _array_keys(self, job: dict, status: JobStatus, found: dict[str, JobStatus]) -> None:
+        """Also file an array record under `A_k`: one task (remember its own id), or every task
+        of the pending remainder (one record, array_task_string "5-999" or "[5-999%10]")."""
+        array_id = job.get("array_job_id")
+        if not array_id:
+            return
+        pending = str(job.get("array_task_string") or "").strip("[]").split("%")[0]
+        if pending:
+            for task in expand_ranges(pending):
+                found[f"{array_id}_{task}"] = status
+            return
+        task = job.get("array_task_id")
+        if isinstance(task, int) and 0 <= task < 4_000_000_000:  # NO_VAL (0xfffffffe) = not a task
+            key = f"{array_id}_{task}"
+            found[key] = status
+            self._raw[key] = str(job.get("job_id"))
 
     def _squeue_text(self, ids: list[str]) -> dict[str, JobStatus]:
         self.queries += 1
