@@ -244,7 +244,9 @@ def create_executor(profile, spec, *, nodes: int | None = None, gpus_per_node: i
         tunnel=tunnel, packager=packager or choose_packager(profile, spec), env_vars=env,
         launcher=_torchrun_launcher(run, profile) if launch == "torchrun" else None, job_name_prefix="nemotron-",
         setup_lines="\n".join(setup) or None, retries=_int(profile, "retries", 0) or 0,
-        additional_parameters=profile.get("additional_parameters") or None,
+        # --requeue in the script too (submit passes it to sbatch): an admin reading the
+        # dry-run text sees that preemption puts the job back in the queue.
+        additional_parameters={"requeue": True, **(profile.get("additional_parameters") or {})},
         poll_estimated_start_time=False,
     )
     ex = run.SlurmExecutor(**kwargs)

@@ -21,8 +21,6 @@ from nemotron_core.execution import JobState, submit
 from tests.execution.conftest import REPO, slurm_profile
 from tests.fixtures.services import SlurmCluster, _one_line_error, _parse_exports, _port_free, _script
 
-pytestmark = pytest.mark.slurm
-
 PRETRAIN = "recipes/nano3/stage0_pretrain/train.py"
 PREP = REPO / "recipes/nano3/stage0_pretrain/data_prep.py"
 # The tiny config, shortened; 1 thread per rank (each fake node has 1 CPU); no W&B.
@@ -90,6 +88,7 @@ def _jobcomp(cluster: SlurmCluster, job_id: str) -> str:
     return lines[-1]
 
 
+@pytest.mark.slurm
 def test_pretrain_on_two_nodes_matches_one_node(two_nodes, pretrain_data, stage, tmp_path, monkeypatch):
     monkeypatch.setenv("SLURM_CONF", str(two_nodes.conf))
     # Reference: one process, the whole global batch of 16 in one micro-batch.
@@ -123,3 +122,54 @@ def test_pretrain_on_two_nodes_matches_one_node(two_nodes, pretrain_data, stage,
     # The same samples and the same update, up to float summation order across ranks.
     assert res["metrics"]["final_loss"] == pytest.approx(single["metrics"]["final_loss"], abs=1e-3)
     assert res["metrics"]["final_loss"] < 6.0  # it learned something (ln 1024 = 6.93 at the start)
+
+
+CLUSTER_PROFILE = """[cluster]
+executor = "slurm"
+account = "llm_pretrain"
+partition = "batch"
+time = "04:00:00"
+nodes = 16
+gpus_per_node = 8
+exclusive = true
+container_image = "nvcr.io/nvidia/nemo:25.11.nemotron_3_nano"
+mounts = ["/lustre/fsw/llm:/lustre/fsw/llm"]
+secrets = ["HF_TOKEN"]
+"""
+
+
+def _dry_run(tmp_path, *words: str) -> str:
+    env_file = tmp_path / "env.toml"
+    env_file.write_text(CLUSTER_PROFILE)
+    env = {**_clean_env(), "NEMOTRON_ENV_FILE": str(env_file), "NEMOTRON_STATE_DIR": str(tmp_path / "state"),
+           "HF_TOKEN": "hf_dry_run_never_printed", "COLUMNS": "200"}
+    p = subprocess.run([str(Path(sys.executable).with_name("nemotron")), "nano3", *words, "--run", "cluster",
+                        "--dry-run"], capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "hf_dry_run_never_printed" not in p.stdout + p.stderr
+    assert not (tmp_path / "state" / "jobs").exists() or not any((tmp_path / "state" / "jobs").rglob("*.yaml"))
+    return p.stdout
+
+
+def test_dry_run_of_pretrain_on_16_nodes_is_an_sbatch_an_admin_accepts(tmp_path):
+    out = _dry_run(tmp_path, "pretrain", "data_path=/lustre/fsw/llm/data/pretrain")
+    for flag in ("--account=llm_pretrain", "--partition=batch", "--nodes=16", "--ntasks-per-node=1",
+                 "--gpus-per-node=8", "--time=04:00:00", "--exclusive", "--requeue", "--job-name=nemotron-nano3-pretrain"):
+        assert f"#SBATCH {flag}\n" in out, flag
+    srun = next(line for line in out.splitlines() if line.startswith("srun "))
+    assert "--container-image nvcr.io/nvidia/nemo:25.11.nemotron_3_nano" in srun
+    assert "/lustre/fsw/llm:/lustre/fsw/llm" in srun and ":/nemo_run" in srun  # profile mounts + the job dir
+    state = tmp_path / "state"
+    assert f"{state}:{state}" in srun and f"export TMPDIR={state}/tmp" in out  # exported paths exist inside
+    assert "torchrun --rdzv-backend c10d --rdzv-endpoint $head_node_ip:29500" in srun
+    assert "--nnodes 16 --nproc-per-node 8 --node-rank $SLURM_NODEID" in srun
+    assert "/nemo_run/code/recipes/nano3/stage0_pretrain/train.py --config /nemo_run/train.yaml" in srun
+    assert "seq_length: 8192" in out and "global_batch_size: 128" in out  # the default (nano3-scale) config
+
+
+def test_dry_run_of_data_prep_is_a_ray_job_whose_srun_flags_parse(tmp_path):
+    out = _dry_run(tmp_path, "data", "prep", "pretrain")
+    assert "#SBATCH --nodes=16\n" in out and "#SBATCH --account=llm_pretrain\n" in out and "ray start --head" in out
+    sruns = [line for line in out.splitlines() if line.strip().startswith("srun ") and "--container-image" in line]
+    assert sruns and all("--account=llm_pretrain --partition=batch" in line for line in sruns)
+    assert " -p=" not in out and " -A=" not in out  # srun would read the partition as '=batch'

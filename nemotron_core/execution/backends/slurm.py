@@ -51,6 +51,7 @@ from nemotron_core.execution.executors import JobPaths, job_options, job_paths, 
 from nemotron_core.execution.refs import JobRef
 from nemotron_core.execution.secrets_file import SECRETS_FILE, scrubbed_environ, source_lines
 from nemotron_core.execution.states import JobState, JobStatus, slurm_state
+from nemotron_core.paths import state_dir
 
 COMMENT_PREFIX = "nemotron:"
 _FINAL_LIFETIME = 3600.0  # seconds a final status stays cached
@@ -265,6 +266,12 @@ def _prepared(executor, paths: JobPaths, *, name: str, comment: str):
     ex.experiment_id = Path(paths.host).name
     ex.job_details = SlurmJobDetails(job_name=name, folder=paths.host)
     ex.comment = comment
+    if ex.container_image and not job_options(executor).remote_job_dir:
+        # The job's exported caches/homes/TMPDIR (build_env_vars) point into this host's state
+        # folder: the container sees it at the same path. (An SSH cluster's point under
+        # remote_job_dir, which the profile's mounts must cover.)
+        folder = str(state_dir())
+        ex.container_mounts = [*(ex.container_mounts or []), f"{folder}:{folder}"]
     secrets = f"{paths.host}/{SECRETS_FILE}"
     ex.setup_lines = "\n".join([*source_lines(secrets, restore="-vx"), *([ex.setup_lines] if ex.setup_lines else [])])
     return ex
@@ -309,7 +316,16 @@ def render_ray_sbatch(executor, plan, paths: JobPaths, *, name: str, comment: st
         req = SlurmRayRequest(name=name, cluster_dir=f"{paths.host}/ray", template_name=ex.ray_template, executor=ex,
                               command=shlex.join(words), workdir=paths.code if ship_code else None,
                               nemo_run_dir=paths.host, launch_cmd=["sbatch", "--parsable"])
-        return req.materialize()
+        return fix_ray_srun_flags(req.materialize())
+
+
+def fix_ray_srun_flags(text: str) -> str:
+    """nemo-run's Ray template writes `srun -A=<account> -p=<partition>`: srun reads the short
+    options' values as '=batch' ("invalid partition specified: =batch"), and `-A=None` without
+    an account. Long forms instead; no account flag when there is none (the job's own applies)."""
+    text = re.sub(r" -A=None(?= )", "", text)
+    text = re.sub(r" -A=(\S+)", r" --account=\1", text)
+    return re.sub(r" -p=(\S+)", r" --partition=\1", text)
 
 
 def render_job_script(executor, plan, job_dir: Path, *, ref_tag: str | None = None, flow_run_id: str | None = None,
