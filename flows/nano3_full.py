@@ -6,7 +6,8 @@
 Each stage consumes the exact versions its upstream produced in this run ("name:vN",
 never `latest`). The three data preps: pretrain data first (it trains the tokenizer), then
 SFT and RL data concurrently, and pretraining starts alongside them. Stages left out of
-`stages` use the `latest` version of their output, pinned once when the flow starts.
+`stages` use the `latest` version of their output, pinned once when the flow starts (only
+when a selected stage consumes it: `stages=["data_pretrain"]` needs nothing upstream).
 
 Caching is by content (tasks/policy.py): a rerun with nothing changed is all cache hits;
 an SFT override reruns SFT, RL and eval. `force=True` reruns every selected stage.
@@ -28,6 +29,10 @@ from tasks.stage import StageRequest
 
 STAGES = {s.name: s for s in (DATA_PRETRAIN, DATA_SFT, DATA_RL, PRETRAIN, SFT, RL, EVAL)}
 MODEL_STAGES = ("pretrain", "sft", "rl")
+#: The stages whose artifacts each stage consumes.
+INPUTS = {"data_pretrain": (), "data_sft": ("data_pretrain",), "data_rl": ("data_pretrain",),
+          "pretrain": ("data_pretrain",), "sft": ("data_sft", "pretrain"), "rl": ("data_rl", "sft"),
+          "eval": ("data_pretrain", "data_rl", *MODEL_STAGES)}
 
 
 def cancel_cluster_jobs(flow, flow_run, state) -> None:
@@ -69,10 +74,12 @@ def nano3_full(profile: str = "local", config: str = "tiny", stage_configs: dict
         return StageRequest(profile=profile, config=(stage_configs or {}).get(name, config),
                             overrides=list((overrides or {}).get(name, [])))
 
+    consumed = {dep for name in selected for dep in INPUTS[name]}
+
     def run(task, name: str, **inputs):
-        """Submit the stage when selected, else pin the latest version of its output."""
+        """Submit the stage when selected, else pin the latest version of its output if a selected stage needs it."""
         if name not in selected:
-            return pinned_latest(env, STAGES[name].output)
+            return pinned_latest(env, STAGES[name].output) if name in consumed else None
         return task.with_options(**runtime_options(STAGES[name], force=force, env=env)).submit(request(name), **inputs)
 
     refs: dict[str, Any] = {}
@@ -90,7 +97,8 @@ def nano3_full(profile: str = "local", config: str = "tiny", stage_configs: dict
             evals[model] = evaluate.with_options(**eval_options).submit(
                 request("eval"), model=refs[model], pretrain_data=refs["data_pretrain"], rl_data=refs["data_rl"])
 
-    result = {name: (ref.result() if hasattr(ref, "result") else ref) for name, ref in refs.items()}
+    result = {name: (ref.result() if hasattr(ref, "result") else ref) for name, ref in refs.items()
+              if ref is not None}
     result["evals"] = {model: future.result() for model, future in evals.items()}
     summarize(env, result)
     return result

@@ -1,0 +1,72 @@
+"""The Prefect UI shows a nano3-full run, its task runs and its artifacts: checked in headless Chromium.
+
+The flow runs one real stage (the tiny pretrain data prep, seconds) against a real Prefect server, as a
+worker would run it; then deployments/ui_screenshot.py opens the flow-run page, screenshots it and the
+Artifacts tab, and the test asserts that every artifact the API lists for the run is on the page.
+Chromium comes from `scripts/chromium ensure` (apt-get on a fresh machine, as CI is).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    out = subprocess.run([str(REPO / "scripts/chromium"), "ensure"], capture_output=True, text=True, timeout=900)
+    if out.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(out.stderr.strip())
+        pytest.skip(out.stderr.strip())
+    return out.stdout.strip()
+
+
+def test_flow_run_page_shows_the_run_its_tasks_and_every_artifact(prefect_server, chromium, tmp_path):
+    state = REPO / ".state" / f"ui{os.getpid()}"  # short: the data prep's Ray sockets live under it
+    env = {**os.environ, "PREFECT_API_URL": prefect_server, "NEMOTRON_STATE_DIR": str(state),
+           "PREFECT_HOME": str(state / "prefect"), "NEMOTRON_ENV_FILE": ""}
+    env.pop("RAY_ADDRESS", None)
+    code = ("from flows.nano3_full import nano3_full\n"
+            "state = nano3_full(stages=['data_pretrain'], return_state=True)\n"
+            "print('FLOW_RUN', state.state_details.flow_run_id)\n")
+    try:
+        run = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                             timeout=600)
+        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import (ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter,
+                                                    FlowRunFilterId)
+
+        from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+
+        ui = prefect_server.removesuffix("/api")
+        with temporary_settings({PREFECT_API_URL: prefect_server, PREFECT_UI_URL: ui}), \
+                get_client(sync_client=True) as client:
+            flow_run = client.read_flow_run(run.stdout.split("FLOW_RUN ")[1].split()[0])
+            artifacts = client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id])))
+            task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])))
+        keys = {a.key for a in artifacts if a.key}
+        assert flow_run.state.is_completed()
+        assert any(k.endswith("-summary") for k in keys), keys  # the stage's report table at least
+
+        from deployments.ui_screenshot import check_flow_run
+
+        seen = check_flow_run(str(flow_run.id), flow_run.name, sorted(keys), tmp_path / "ui", ui=ui)
+        assert seen.state_shown == "Completed"
+        assert sorted(seen.artifacts_shown) == sorted(keys), "artifacts missing from the UI"
+        for png in (seen.flow_run_page, seen.artifacts_page):
+            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+        assert task_runs and all(t.state.is_completed() for t in task_runs)
+    finally:
+        import shutil
+
+        shutil.rmtree(state, ignore_errors=True)
