@@ -1,9 +1,11 @@
 """Run a deployment, wait for it, and print what a user wants to see (used by scripts/quickstart).
 
-    python deployments/quickstart.py nano3-full/local
+    python deployments/quickstart.py nano3-full/local [--screenshot]
 
 Prints the flow run's UI URL, each task run's state, the artifacts of the run and, when
-evals ran, the comparison table. Exit code 0 only when the flow run completed.
+evals ran, the comparison table. With --screenshot, also opens the run in the Prefect UI with headless
+Chromium (deployments/ui_screenshot.py) and prints where the screenshots are. Exit code 0 only when the
+flow run completed.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import os
 import sys
 
 
-def main(name: str) -> int:
+def main(name: str, screenshot: bool = False) -> int:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.deployments import run_deployment
@@ -31,6 +33,10 @@ def main(name: str) -> int:
         if isinstance(ref, str):
             print(f"  {stage:14s} {ref}")
     _print_evals()
+    if screenshot:
+        from deployments.ui_screenshot import main as ui_screenshot
+
+        ui_screenshot([str(run.id)])
     return 0 if run.state.is_completed() else 1
 
 
@@ -66,4 +72,5 @@ def _print_evals() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "nano3-full/local"))
+    args = [a for a in sys.argv[1:] if a != "--screenshot"]
+    sys.exit(main(args[0] if args else "nano3-full/local", screenshot="--screenshot" in sys.argv[1:]))

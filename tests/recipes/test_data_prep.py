@@ -255,6 +255,24 @@ def test_sigterm_exits_75_and_keeps_finished_shards(tmp_path):
     assert proc.returncode == 75, err[-3000:]
     assert "rerun the same command to resume" in err and not (out / "RESULT.json").exists()
     assert list((out / "shards").glob("synthetic-*.json"))
+    # The local Ray head it started (raylet, GCS, agents, workers) went with it: nothing left in its session.
+    deadline = time.time() + 15  # SIGKILLed children take a moment to be reaped
+    while (left := _alive_in_session(proc.pid)) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not left, f"processes left behind: {left}"
+
+
+def _alive_in_session(sid: int) -> list[str]:
+    import psutil
+
+    alive = []
+    for p in psutil.process_iter(["status", "name"]):
+        try:
+            if os.getsid(p.pid) == sid and p.info["status"] != psutil.STATUS_ZOMBIE:
+                alive.append(f"{p.pid}:{p.info['name']}")
+        except (ProcessLookupError, PermissionError):
+            pass
+    return alive
 
 
 def _start_s3(tmp: Path, files: dict[str, bytes]) -> tuple[object, dict]:
