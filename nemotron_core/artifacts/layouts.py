@@ -85,7 +85,7 @@ def _blend_prefixes(blend: Any) -> list[str]:
         for key, value in blend.items():
             if key in ("prefixes", "paths", "weights"):
                 continue
-            if key in _SPLITS or key in ("blend", "blend_per_split", "data_path"):
+            if key in _SPLITS or key in ("splits", "blend", "blend_per_split", "data_path"):  # splits: what data prep writes
                 out += _blend_prefixes(value)
     elif isinstance(blend, list):
         def is_weight(x: Any) -> bool:

@@ -79,16 +79,29 @@ def main(argv: list[str] | None = None, *, cli: typer.Typer | None = None) -> in
     from nemotron_core.cli.context import split_argv
     from nemotron_core.errors import NemotronError
 
+    from typer._click import exceptions as click  # typer 0.29 vendors click: its exceptions live here
+
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         rest, g = split_argv(argv)
         command = typer.main.get_command(cli or app)
-        # standalone mode: click prints usage errors and exits 2; our errors propagate.
-        command.main(args=rest, prog_name="nemotron", obj=g, standalone_mode=True)
-        return 0
+        # Not standalone: click's usage errors come here, to be printed as one line like ours.
+        code = command.main(args=rest, prog_name="nemotron", obj=g, standalone_mode=False)
+        return code if isinstance(code, int) else 0
     except NemotronError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
+    except click.NoArgsIsHelpError as e:  # `nemotron nano3`: the help, as before
+        e.show()
+        return e.exit_code
+    except click.ClickException as e:  # unknown option, missing argument, ...: one line, not a box
+        message = " ".join(e.format_message().split()).rstrip(".")
+        hint = f"; see '{e.ctx.command_path} --help'" if getattr(e, "ctx", None) is not None else ""
+        print(f"error: {message}{hint}", file=sys.stderr)
+        return e.exit_code
+    except click.Abort:
+        print("aborted", file=sys.stderr)
+        return 130
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
 

@@ -59,12 +59,27 @@ def write_indexed(prefix: Path, tokens: np.ndarray, lengths: np.ndarray) -> None
 
 
 def read_indexed(prefix: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """(tokens memmap, document lengths) of a prefix, without megatron (for small tools and tests)."""
+    """(tokens memmap, document lengths) of a prefix, without megatron (for small tools and tests).
+
+    ValueError when the pair does not describe itself consistently (a truncated, padded or
+    corrupted .idx/.bin): the sizes in the header must match both files' sizes exactly.
+    """
     idx = Path(f"{prefix}.idx").read_bytes()
-    assert idx[:9] == HEADER, f"{prefix}.idx: not a Megatron index"
+    if idx[:9] != HEADER or len(idx) < 34:
+        raise ValueError(f"{prefix}.idx: not a Megatron index (bad header)")
+    version, = struct.unpack_from("<Q", idx, 9)
     code, = struct.unpack_from("<B", idx, 17)
-    n_seq, _ = struct.unpack_from("<QQ", idx, 18)
+    n_seq, n_doc = struct.unpack_from("<QQ", idx, 18)
+    if version != 1 or code not in DTYPE_CODES.values():
+        raise ValueError(f"{prefix}.idx: unsupported version {version} or dtype code {code}")
+    if len(idx) != 34 + n_seq * 12 + n_doc * 8:
+        raise ValueError(f"{prefix}.idx: {len(idx)} bytes, but its header describes {n_seq} sequences and "
+                         f"{n_doc} document offsets (truncated or corrupted)")
     lengths = np.frombuffer(idx, dtype=np.int32, count=n_seq, offset=34)
     dtype = {v: k for k, v in DTYPE_CODES.items()}[code]
-    tokens = np.memmap(f"{prefix}.bin", dtype=dtype, mode="r") if lengths.sum() else np.zeros(0, dtype)
+    expected = int(lengths.astype(np.int64).sum()) * dtype.itemsize
+    actual = Path(f"{prefix}.bin").stat().st_size
+    if (lengths < 0).any() or actual != expected:
+        raise ValueError(f"{prefix}.bin: {actual} bytes, but {prefix}.idx describes {expected} (truncated or corrupted)")
+    tokens = np.memmap(f"{prefix}.bin", dtype=dtype, mode="r") if expected else np.zeros(0, dtype)
     return tokens, lengths

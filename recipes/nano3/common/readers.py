@@ -343,6 +343,7 @@ def _lines(uri: str, start: int, end: int, opts: dict, block: int = 8 << 20):
 
 
 def _read_parquet(uri, start, end, columns, opts):
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     fs, path = _fs(uri, opts)
@@ -353,7 +354,11 @@ def _read_parquet(uri, start, end, columns, opts):
         for g in range(pf.num_row_groups):
             n = pf.metadata.row_group(g).num_rows
             if row + n > start and row < end:
-                table = pf.read_row_group(g, columns=cols)
+                try:
+                    table = pf.read_row_group(g, columns=cols)
+                except (OSError, pa.ArrowException) as e:  # corrupt pages show only when read
+                    raise DataError(f"{uri}: row group {g} is not readable ({str(e).splitlines()[0]}); "
+                                    f"rewrite the file") from None
                 a, b = max(start - row, 0), min(end - row, n)
                 data = table.slice(a, b - a).to_pydict()
                 for i in range(b - a):

@@ -66,7 +66,7 @@ def _entry(blend, split: str):
 def _paths_weights(entry, where: str) -> tuple[list[str], list[float]]:
     if isinstance(entry, dict):
         paths = entry.get("paths", entry.get("prefixes"))
-        weights = entry.get("weights") or [1.0] * len(paths or [])
+        weights = entry.get("weights") or [1.0] * (len(paths) if isinstance(paths, list) else 0)
     elif isinstance(entry, list) and entry and len(entry) % 2 == 0 and all(
             isinstance(w, (int, float)) or _is_number(w) for w in entry[0::2]):
         paths, weights = entry[1::2], [float(w) for w in entry[0::2]]  # Megatron ["0.7", "a", "0.3", "b"]
@@ -74,7 +74,8 @@ def _paths_weights(entry, where: str) -> tuple[list[str], list[float]]:
         paths, weights = entry, [1.0] * len(entry)
     else:
         paths, weights = None, None
-    if not paths or not all(isinstance(p, str) for p in paths) or len(weights) != len(paths):
+    if (not isinstance(paths, list) or not paths or not all(isinstance(p, str) for p in paths)
+            or not isinstance(weights, list) or len(weights) != len(paths) or not all(map(_is_number, weights))):
         raise DataError(f"{where}: expected {{'paths': [...], 'weights': [...]}} or [weight, prefix, ...]")
     return list(paths), [float(w) for w in weights]
 
@@ -102,7 +103,7 @@ def read_blend(folder: Path, split: str, key: str = "data_path") -> tuple[list[P
     if entry is None:
         return None
     paths, weights = _paths_weights(entry, f"{f} split '{split}'")
-    if any(w < 0 for w in weights) or sum(weights) <= 0:
+    if any(not 0 <= w < float("inf") for w in weights) or sum(weights) <= 0:  # also NaN
         raise DataError(f"{f} split '{split}': weights must be >= 0 and not all 0")
     return [Path(folder) / p for p in paths], weights
 

@@ -34,7 +34,8 @@ class WindowData:
             try:
                 tokens, _ = indexed.read_indexed(prefix)
             except (AssertionError, KeyError, ValueError) as e:
-                raise DataError(f"{prefix}.idx is not a Megatron index ({e or 'bad header'})") from None
+                raise DataError(f"{prefix}: not a valid Megatron indexed dataset ({e or 'bad header'}); "
+                                f"regenerate the data") from None
             self.tokens.append(tokens)
         sizes = [max(0, (len(t) - 1) // seq_length) for t in self.tokens]
         if not any(sizes):
