@@ -1,4 +1,4 @@
-"""Training metrics: one JSON line per log step in output_dir/metrics.jsonl, and W&B.
+"""Training metrics: one JSON line per log step in output_dir/metrics.jsonl, W&B, and a progress line.
 
 A row: {"step", "loss", "lr", "tokens_per_s", "elapsed", "grad_norm", "tokens", ...};
 eval rows add "valid_loss". `elapsed` is wall seconds of training since the run first
@@ -6,7 +6,8 @@ started (it continues across resumes). On resume, rows after the checkpoint's st
 (written by the killed attempt) are dropped first, so the file reads like one run.
 
 W&B runs offline unless WANDB_API_KEY is set (log.wandb.mode: auto), with its files under
-$WANDB_DIR (the state folder, see nemotron_core.paths); only rank 0 logs.
+$WANDB_DIR (the state folder, see nemotron_core.paths); only rank 0 logs. Each row is also printed
+as one short line on stdout (nanoGPT style), which the task streams into the Prefect run's logs.
 """
 
 from __future__ import annotations
@@ -43,6 +44,21 @@ def wandb_mode(mode: str) -> str:
     return mode
 
 
+def progress_line(row: dict) -> str:
+    """'step 580: loss 0.8371 valid_loss 0.91 lr 2.44e-03 1028 tok/s 508s' (the fields the row has)."""
+    parts = [f"step {row.get('step')}:"]
+    for key in ("loss", "valid_loss", "reward", "accuracy", "kl"):
+        if isinstance(row.get(key), (int, float)):
+            parts.append(f"{key} {row[key]:.4f}")
+    if isinstance(row.get("lr"), (int, float)):
+        parts.append(f"lr {row['lr']:.2e}")
+    if isinstance(row.get("tokens_per_s"), (int, float)):
+        parts.append(f"{row['tokens_per_s']:.0f} tok/s")
+    if isinstance(row.get("elapsed"), (int, float)):
+        parts.append(f"{row['elapsed']:.0f}s")
+    return " ".join(parts)
+
+
 class Metrics:
     def __init__(self, path: Path, *, enabled: bool, wcfg: dict, run_name: str, config: dict,
                  resume_step: int | None, wandb_id: str | None):
@@ -69,6 +85,7 @@ class Metrics:
             return
         self.file.write(json.dumps(row, sort_keys=True) + "\n")
         self.file.flush()
+        print(progress_line(row), flush=True)
         if self.run is not None:
             self.run.log({k: v for k, v in row.items() if k != "step"}, step=row["step"])
 
