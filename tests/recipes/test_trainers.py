@@ -530,6 +530,6 @@ def test_sigterm_under_torchrun_stops_every_rank_at_one_checkpoint(tmp_path, pre
 def test_progress_line_shows_what_the_row_has():
     from recipes.nano3.training.metrics import progress_line
 
-    row = {"step": 580, "loss": 0.83705, "lr": 0.0024356, "tokens_per_s": 1027.6, "elapsed": 508.3, "samples": 9280}
+    row = {"step": 580, "loss": 0.83712, "lr": 0.0024356, "tokens_per_s": 1027.6, "elapsed": 508.3, "samples": 9280}
     assert progress_line(row) == "step 580: loss 0.8371 lr 2.44e-03 1028 tok/s 508s"
     assert progress_line({"step": 600, "valid_loss": 0.9}) == "step 600: valid_loss 0.9000"
