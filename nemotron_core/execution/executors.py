@@ -33,7 +33,8 @@ gres, constraint, exclusive, container_image|container, mounts, tunnel (local|ss
 host, user, port, identity, remote_job_dir, slurm_conf (LocalTunnel; default $SLURM_CONF),
 packager, code_excludes, python, startup_commands, env|env_vars, secrets, retries,
 additional_parameters, squash (use the image's enroot squash file, see squash.py), squash_dir,
-rdzv_port (torchrun's c10d rendezvous port on the first node; default 29500).
+rdzv_port (torchrun's c10d rendezvous port on the first node; default 29500), ray_port (GCS port
+of a container-free multi-node Ray job's head; default derived from the job id, see ray_slurm.py).
 (local) nproc_per_node. (ray) address, entrypoint_num_cpus.
 """
 
@@ -70,6 +71,7 @@ class JobOptions:
     code_root: str = str(PACKAGE_ROOT)  # what the packager ships; paths under it are remapped
     startup: tuple[str, ...] = ()  # profile startup_commands (local/Ray wrapper; Slurm: setup_lines)
     slurm_conf: str | None = None  # SLURM_CONF for the Slurm clients on this host (LocalTunnel)
+    ray_port: int | None = None  # Slurm, Ray on several nodes without containers: the head's GCS port
 
 
 @dataclass
@@ -252,7 +254,8 @@ def create_executor(profile, spec, *, nodes: int | None = None, gpus_per_node: i
     ex = run.SlurmExecutor(**kwargs)
     slurm_conf = None if remote else (profile.get("slurm_conf") or os.environ.get("SLURM_CONF"))
     return _attach(ex, JobOptions(**base, python=python, remote_job_dir=str(remote_job_dir) if remote else None,
-                                  slurm_conf=str(slurm_conf) if slurm_conf else None))
+                                  slurm_conf=str(slurm_conf) if slurm_conf else None,
+                                  ray_port=_int(profile, "ray_port", None)))
 
 
 def _torchrun_launcher(run, profile):

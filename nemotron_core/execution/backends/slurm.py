@@ -328,6 +328,25 @@ def fix_ray_srun_flags(text: str) -> str:
     return re.sub(r" -p=(\S+)", r" --partition=\1", text)
 
 
+def renderer(executor, plan):
+    """render_sbatch, or a Ray cluster in front of the command for a `launch = "ray"` recipe.
+
+    In a container: nemo-run's RayJob template (render_ray_sbatch). Without one (its template
+    runs every srun with pyxis flags, so it fails at once there): on several nodes our own
+    head/worker script (ray_slurm.py); on one node a plain sbatch job whose recipe starts Ray
+    inside its allocation (ray.init), as it does on the local profile.
+    """
+    if job_options(executor).launch != "ray":
+        return render_sbatch
+    if getattr(executor, "container_image", None):
+        return render_ray_sbatch
+    if (plan.nodes or 1) > 1:
+        from nemotron_core.execution.backends.ray_slurm import render_ray_plain_sbatch
+
+        return render_ray_plain_sbatch
+    return render_sbatch
+
+
 def render_job_script(executor, plan, job_dir: Path, *, ref_tag: str | None = None, flow_run_id: str | None = None,
                       content_key: str | None = None) -> str:
     """What `--dry-run` shows for a Slurm profile: the exact sbatch text submit() would use."""
@@ -338,7 +357,7 @@ def render_job_script(executor, plan, job_dir: Path, *, ref_tag: str | None = No
     paths = job_paths(executor, job_dir)
     name = job_name(plan.recipe)
     comment = make_comment(flow_run_id=flow_run_id, content_key=content_key, tag=ref_tag or Path(job_dir).name)
-    render = render_ray_sbatch if job_options(executor).launch == "ray" else render_sbatch
+    render = renderer(executor, plan)
     return render(executor, plan, paths, name=name, comment=comment, ship_code=ships_code(executor.packager))
 
 
@@ -611,7 +630,7 @@ class SlurmBackend:
                              f"`nemotron kit squash <image> --run <profile>`")
         ship = ships_code(executor.packager)
         comment = make_comment(flow_run_id=ref.flow_run_id, content_key=ref.content_key, tag=ref.tag)
-        render = render_ray_sbatch if job_options(executor).launch == "ray" else render_sbatch
+        render = renderer(executor, plan)
         script = render(executor, plan, paths, name=name, comment=comment, ship_code=ship)
         self._ship(shell, executor, paths, ship)
         (paths.local / "sbatch.sh").write_text(script, encoding="utf-8")
