@@ -64,7 +64,19 @@ def rl(ctx: typer.Context) -> None:
 
 @app.recipe(EVAL, name="eval", panel=STAGES, help="Evaluate a model artifact: perplexity, exact match, reward, lm-eval.")
 def eval_(ctx: typer.Context) -> None:
-    _run(EVAL, ctx)
+    from nemotron_core.cli.context import split_dotlist
+    from nemotron_core.cli.recipe_run import run_recipe
+
+    g = ctx.obj
+    code = run_recipe(EVAL, g, split_dotlist(ctx.args))
+    if code == 0 and g.attached and not g.dry_run:  # registered: the table now has this version's row
+        from nemotron_core.artifacts import open_registry
+        from nemotron_core.profiles import load_env
+
+        from recipes.nano3.evaluation.cli import print_comparison
+
+        print_comparison(open_registry(load_env().section("artifacts")))
+    raise typer.Exit(code)
 
 
 @app.command(name="pipe", rich_help_panel=STAGES,

@@ -6,6 +6,9 @@ smaller via overrides), a short tiny pretrain and a short SFT run: a model that 
 the chat format, enough for the mechanics. RL runs are short (8 steps of 8 prompts x 4
 samples) with a private local Ray head each; they run as subprocesses in their own session
 (process group), as the local executor starts jobs, so SIGKILL/SIGTERM hit the Ray head too.
+The unmarked tests take ~2.5-3 min on an idle 2-core machine (3-4x that while other jobs run).
+Ray: every RL run starts its own head (ray.init without an address, temp dir under the state
+folder); its ports are OS-assigned (ephemeral range), so they never meet the services' fixed ports.
 
 Slow (pytest -m slow): the full tiny pipeline pretrain -> SFT -> RL -> eval x 3 with the stage
 gains (SFT exact match > pretrain, RL held-out reward >= SFT) and the comparison table.
@@ -27,10 +30,6 @@ import pytest
 
 from recipes.nano3.training import checkpoint
 from tests.recipes.test_trainers import PREP, TRAIN, env, result, rows, run, wait_for
-
-# The module trains a tiny pretrain -> SFT -> RL chain in its fixtures (minutes on 2 cores) and its
-# assertions were still being tuned when this landed (issue #8 open): run with `scripts/test -m slow`.
-pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 RL = REPO / "recipes/nano3/stage2_rl/train.py"
@@ -471,6 +470,33 @@ def test_evaluate_model_registers_with_lineage_and_hits_the_cache(tmp_path, monk
         evaluate_model("nano3-sft-model:v9", config="tiny")
     print_comparison(open_registry({"root": str(tmp_path / "empty")}))
     assert "no nano3-eval versions yet" in capsys.readouterr().out
+
+
+def test_nano3_eval_cli_registers_the_eval_and_prints_sft_vs_rl(tmp_path, data, models, rl_reference, sft_eval):
+    """`nemotron nano3 eval` (the real entry point) on the RL model: its row joins the SFT model's in the table."""
+    from nemotron_core.artifacts import open_registry
+
+    (tmp_path / "env.toml").write_text(f'[artifacts]\nroot = "{tmp_path / "artifacts"}"\n')
+    reg = open_registry({"root": str(tmp_path / "artifacts")})
+    pre_data, rl_data = reg.publish("nano3-pretrain-data", data["pretrain"]), reg.publish("nano3-rl-data", data["rl"])
+    sft = reg.publish("nano3-sft-model", models["sft"], lineage=[pre_data.ref])
+    rl = reg.publish("nano3-rl-model", rl_reference / "model", lineage=[sft.ref, rl_data.ref])
+    reg.publish("nano3-eval", sft_eval, lineage=[sft.ref])  # the SFT model's eval, already made
+
+    nemotron = Path(sys.executable).with_name("nemotron")
+    p = subprocess.run([str(nemotron), "nano3", "eval", "-c", "tiny", "model_path=${art:nano3-rl-model,path}",
+                        "lm_eval.enabled=false", "perplexity.batches=4"], capture_output=True, text=True,
+                       env={**env(), "NEMOTRON_ENV_FILE": str(tmp_path / "env.toml")}, cwd=tmp_path, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    evals = reg.list("nano3-eval")
+    assert len(evals) == 2 and f"registered {evals[-1].ref}" in p.stdout
+    assert {rl.ref, pre_data.ref, rl_data.ref} <= set(evals[-1].lineage)
+    rl_metrics = evals[-1].metadata["result"]["metrics"]
+    table = p.stdout.split(f"registered {evals[-1].ref}")[1]
+    rows_ = [line.split()[1] for line in table.splitlines() if "nano3-" in line and "model" in line and "│" in line]
+    assert rows_ == [sft.ref, rl.ref]
+    sft_metrics = json.loads((sft_eval / "results.json").read_text())["metrics"]
+    assert f"RL vs SFT: RL reward {rl_metrics['rl_reward'] - sft_metrics['rl_reward']:+.3f}" in table
 
 
 # ---- slow: the whole tiny pipeline shows the stage gains ------------------------------------------
