@@ -14,6 +14,7 @@ Jobs find their flow run through the JobRef index and the Slurm job comment.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 
@@ -34,6 +35,15 @@ def guard_flow_run() -> None:
     run_id = flow_run_id()
     if not run_id or threading.current_thread() is not threading.main_thread():
         return
+    from prefect.utilities.engine import is_prefect_sigterm_handler_installed
+
+    if is_prefect_sigterm_handler_installed():
+        # Prefect >= 3.9 owns SIGTERM in a flow run: its child acks a worker's cancel intent only while
+        # its own handler is installed (replacing it turned every Cancel click into Crashed). So watch
+        # for the signal beside it: the handler stays Prefect's, the jobs are cancelled at once.
+        watch_sigterm(run_id)
+        sweep_dead_runs()
+        return
     previous = signal.getsignal(signal.SIGTERM)
 
     def on_sigterm(signum, frame):
@@ -47,6 +57,33 @@ def guard_flow_run() -> None:
 
     signal.signal(signal.SIGTERM, on_sigterm)
     sweep_dead_runs()
+
+
+def watch_sigterm(run_id: str) -> bool:
+    """Cancel the run's jobs from a thread as soon as SIGTERM arrives, without replacing its handler.
+
+    signal.set_wakeup_fd: the interpreter writes each signal's number to a pipe the moment it
+    arrives (even while the main thread is blocked waiting for a task), and this thread reads it.
+    False when another part of the process (an asyncio loop) already owns the wakeup fd: the
+    flow's on_cancellation / on_crashed hooks are then the only path.
+    """
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    if previous != -1:
+        signal.set_wakeup_fd(previous)
+        os.close(read_end)
+        os.close(write_end)
+        return False
+
+    def watch() -> None:
+        while data := os.read(read_end, 64):
+            if signal.SIGTERM in data:
+                cancel_jobs(run_id)
+                return
+
+    threading.Thread(target=watch, name="nemotron-sigterm-watch", daemon=True).start()
+    return True
 
 
 def flow_run_alive(run_id: str) -> bool:
