@@ -12,16 +12,20 @@ Decisions, written down:
 - `output_dir` is stable per content key (`<state>/outputs/<artifact>/<key[:16]>`, or
   `<profile.output_root>/...` for clusters): a retry after preemption finds the trainer's
   checkpoints there and resumes (`resume: auto`), and a re-attach finds the same output.
+- A retry (tasks/policy.py decides which failures) lands in `submit_or_attach` again: the
+  failed job is not reused, the new one gets its own job dir and `resume: auto`, and its
+  trainer continues from the checkpoints the failed attempt left in output_dir.
 - Registration checks the registry for a version with the same content key first, so a
   process that died between "job done" and "Prefect stored the result" never publishes twice.
 - Content caching in Prefect (StageCache) uses the same key; SERIALIZABLE isolation with a
   file lock makes two concurrent flow runs compute each stage once (the second waits and
   reads the first one's result). Locks live under the state folder: one machine or a
-  shared filesystem.
+  shared filesystem; a lock whose holder process died is free (tasks/locks.py).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,7 +88,7 @@ def run_stage(stage: Stage, request: StageRequest, inputs: dict[str, str]) -> st
         return done
     executor = create_executor(job.profile, job.spec)    # local / torchrun / Ray head / Slurm, from the profile
     handle = submit_or_attach(job, executor)             # re-attach by content key, else write configs and submit
-    wait_streaming_logs(handle)                          # job logs → Prefect logger; JobError unless COMPLETED
+    wait_streaming_logs(job, handle)                     # job logs → Prefect logger; JobError unless COMPLETED
     return register_output(job, handle)                  # publish output_dir → "nano3-...:vN" with lineage
 
 
@@ -149,34 +153,78 @@ def published_output(job: PreparedJob) -> str | None:
 
 
 def submit_or_attach(job: PreparedJob, executor):
-    """Re-attach to a pending/running/completed job for this content key, else write configs and submit."""
-    from nemotron_core.config import extract_train_config, save_configs
+    """Re-attach to a pending/running/completed job for this content key, else write configs and submit.
+
+    A Prefect retry of the task lands here again: the failed job is not reused, the new
+    one gets its own job dir, and it runs with `resume: auto` (the output_dir holds the
+    checkpoints of the attempt before).
+    """
+    from nemotron_core.config import extract_train_config, generate_job_dir, save_configs
     from nemotron_core.execution import find_job, job_paths, submit
+    from nemotron_core.execution.refs import REF_FILE
     from nemotron_core.launch import plan_job
 
+    from tasks.policy import PREEMPTED_FILE
     from tasks.report import flow_run_id, logger
 
     existing = find_job(job.key)
     if existing is not None:
         logger().info(f"{job.stage.name}: re-attached to {existing.describe()} (same content key {job.key[:12]})")
         return existing
+    if (job.job_dir / REF_FILE).exists():  # an earlier attempt of this task used it
+        job.job_dir = generate_job_dir(job.spec.name)
+    config = job.job_config
+    if task_attempt() > 1 and "resume" in config and config.resume != "auto":
+        config = copy.deepcopy(config)
+        config.resume = "auto"  # how to run, not what: the content key stays the same
+        logger().info(f"{job.stage.name}: retry {task_attempt()}: resume: auto (the config said {job.job_config.resume})")
     paths = job_paths(executor, job.job_dir)
     moved = paths.in_job != str(paths.local)
-    train = extract_train_config(job.job_config, for_remote=moved, code_root=PACKAGE_ROOT, remote_root=paths.code)
-    save_configs(job.job_config, train, job.job_dir)
+    train = extract_train_config(config, for_remote=moved, code_root=PACKAGE_ROOT, remote_root=paths.code)
+    save_configs(config, train, job.job_dir)
     job.output_dir.mkdir(parents=True, exist_ok=True)
+    (job.output_dir / PREEMPTED_FILE).unlink(missing_ok=True)  # a marker found after this job ends is its own
     plan = plan_job(job.spec, job.profile, job.job_dir / "train.yaml")
     handle = submit(executor, plan, job_dir=job.job_dir, content_key=job.key, flow_run_id=flow_run_id())
     logger().info(f"{job.stage.name}: submitted {handle.describe()}; job dir {job.job_dir}")
     return handle
 
 
-def wait_streaming_logs(handle):
-    """Wait for the job, its log lines going to the Prefect logger; JobError unless COMPLETED."""
+def task_attempt() -> int:
+    """Which attempt of the Prefect task run this is (1 outside Prefect)."""
+    from prefect.context import TaskRunContext
+
+    ctx = TaskRunContext.get()
+    return max(1, ctx.task_run.run_count) if ctx is not None and ctx.task_run is not None else 1
+
+
+def wait_streaming_logs(job: PreparedJob, handle):
+    """Wait for the job, its log lines going to the Prefect logger; JobError unless COMPLETED.
+
+    A failure that running again can fix (tasks/policy.py:resume_reason) is raised as
+    ResumableJobError, which the task's retry condition accepts.
+    """
+    from collections import deque
+
+    from nemotron_core.execution import JobError
+
+    from tasks.policy import ResumableJobError, resume_reason
     from tasks.report import logger
 
     log = logger()
-    status = handle.wait(on_log=log.info, check=True)
+    tail: deque[str] = deque(maxlen=200)  # torchrun's failure report is at the end
+
+    def on_log(line: str) -> None:
+        tail.append(line)
+        log.info(line)
+
+    try:
+        status = handle.wait(on_log=on_log, check=True)
+    except JobError as e:
+        reason = resume_reason(e.status, job.output_dir, tail)
+        if reason is None:
+            raise
+        raise ResumableJobError(f"{e}; resumable: {reason}", e.status) from e
     log.info(f"{handle.describe()}: {status.describe()}")
     return status
 

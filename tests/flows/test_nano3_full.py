@@ -9,15 +9,12 @@ The flow runs in a subprocess against the server, as a deployment's worker would
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.flows.helpers import REPO, flow_state, job_dirs, registry, run_flow
+
 # Short trainer runs: this checks orchestration, not learning (tests/recipes checks that).
 FAST = {
     "pretrain": ["train.max_steps=40", "eval.interval=20", "checkpoint.interval=20", "log.interval=10"],
@@ -30,39 +27,9 @@ BUILT = [s for s, script in [("data_pretrain", "stage0_pretrain/data_prep.py"), 
 
 
 @pytest.fixture(scope="module")
-def pipeline(prefect_server, tmp_path_factory):
-    # A short state path: Ray's socket paths live under it (unix socket length limit).
-    state = REPO / ".state" / f"flow{os.getpid()}"
-    env = {**os.environ, "PREFECT_API_URL": prefect_server, "NEMOTRON_STATE_DIR": str(state),
-           "PREFECT_HOME": str(state / "prefect"), "NEMOTRON_ENV_FILE": ""}
-    env.pop("RAY_ADDRESS", None)
-    yield state, env
-    import shutil
-
-    shutil.rmtree(state, ignore_errors=True)
-
-
-def run_flow(env, **params) -> dict:
-    code = ("import json, sys\n"
-            "from flows.nano3_full import nano3_full\n"
-            "result = nano3_full(**json.loads(sys.argv[1]))\n"
-            "print('RESULT=' + json.dumps(result))\n")
-    out = subprocess.run([sys.executable, "-c", code, json.dumps(params)], cwd=REPO, env=env, capture_output=True,
-                         text=True, timeout=1500)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    line = next(line for line in out.stdout.splitlines() if line.startswith("RESULT="))
-    return json.loads(line[len("RESULT="):])
-
-
-def job_dirs(state: Path) -> set[Path]:
-    root = state / "jobs"
-    return {p for p in root.glob("[!.]*/*") if p.is_dir()} if root.is_dir() else set()
-
-
-def registry(state: Path):
-    from nemotron_core.artifacts import open_registry
-
-    return open_registry({"root": str(state / "artifacts")})
+def pipeline(prefect_server):
+    with flow_state(prefect_server, "flow") as (state, env):
+        yield state, env
 
 
 @pytest.mark.skipif(len(BUILT) < 5, reason="needs the data prep and trainer recipes")
@@ -98,6 +65,8 @@ def test_pipeline_runs_caches_and_reruns_only_downstream(pipeline):
 def test_sigterm_to_the_flow_process_cancels_its_running_job(pipeline):
     """How a worker stops a cancelled flow run: SIGTERM to the flow process. The job must go too."""
     import signal
+    import subprocess
+    import sys
     import time
 
     from nemotron_core.execution import Job
