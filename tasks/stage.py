@@ -169,6 +169,7 @@ def submit_or_attach(job: PreparedJob, executor):
 
     existing = find_job(job.key)
     if existing is not None:
+        existing.adopt(flow_run_id())  # cancelling this flow run now cancels the job too
         logger().info(f"{job.stage.name}: re-attached to {existing.describe()} (same content key {job.key[:12]})")
         return existing
     if (job.job_dir / REF_FILE).exists():  # an earlier attempt of this task used it

@@ -166,6 +166,22 @@ class Job:
             time.sleep(0.25)
         raise JobError(f"{self.describe()} was cancelled but is still {status.state} after {timeout:.0f} s", status)
 
+    def adopt(self, flow_run_id: str | None) -> None:
+        """A rerun re-attached to this job: it now belongs to `flow_run_id`, so cancelling or
+        sweeping that flow run reaches it (and the dead run it was submitted by no longer does)."""
+        if not flow_run_id or flow_run_id == self.ref.flow_run_id:
+            return
+        self.ref.flow_run_id = flow_run_id
+        self.ref.save()
+        retag = getattr(self._backend, "retag", None)  # Slurm: the job's comment; local/Ray: the ref is all
+        if retag is None or not self._ensure_id():
+            return
+        try:
+            retag(self.ref)
+        except NemotronError:
+            if not self.status(max_age=0).done:  # an ended job cannot be updated, and needs no cancelling
+                raise
+
     def requeue(self, *, start_now: bool = True) -> None:
         """Put a Slurm job back in the queue (what preemption with PreemptMode=REQUEUE does)."""
         if self.ref.backend != "slurm":

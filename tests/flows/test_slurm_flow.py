@@ -10,6 +10,7 @@ Submissions are counted twice: the JobRefs the flows wrote, and the jobs Slurm i
 from __future__ import annotations
 
 import json
+import re
 import threading
 
 import pytest
@@ -120,7 +121,12 @@ def test_killed_flow_process_rerun_reattaches_to_the_running_job(slurm_flows):
     key = job.ref.content_key
     assert [j.id for j in refs_for(state, key)] == [job.id]  # no second submission
     assert watch.jobs_for(key) == {job.id}
-    assert f"re-attached to slurm job {job.id}" in logs[1].read_text()
+    rerun_log = logs[1].read_text()
+    assert f"re-attached to slurm job {job.id}" in rerun_log
+    # The rerun adopted the job: cancelling (or sweeping) the rerun's flow run now reaches it.
+    rerun_id = re.search(r"/flow-run/([0-9a-f-]{36})", rerun_log).group(1)
+    assert Job.from_dir(job.job_dir).ref.flow_run_id == rerun_id
+    assert f"flow_run={rerun_id};" in watch.seen[job.id]
     version = registry(state).resolve(result["pretrain"])
     assert version.metadata["content_key"] == key and version.metadata["result"]["metrics"]["steps"] == 100
 

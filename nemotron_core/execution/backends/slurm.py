@@ -699,6 +699,13 @@ class SlurmBackend:
         out = shell_for(ref.cluster).run(["squeue", "-h", "-j", str(ref.id), "-o", "%i"])
         return str(ref.id) not in out.stdout.split()
 
+    def retag(self, ref: JobRef) -> None:
+        """Rewrite the job's comment for `ref.flow_run_id` (a rerun adopted it): the sweeper follows."""
+        comment = make_comment(flow_run_id=ref.flow_run_id, content_key=ref.content_key, tag=ref.tag)
+        out = shell_for(ref.cluster).run(["scontrol", "update", f"JobId={ref.id}", f"Comment={comment}"])
+        if out.returncode != 0:
+            raise SlurmError(f"scontrol update JobId={ref.id} Comment=... failed: {out.stderr.strip()}")
+
     def requeue(self, ref: JobRef, *, start_now: bool = True) -> None:
         """`scontrol requeue`; with start_now, lift the 121 s BeginTime Slurm sets (slurm.md gotcha 10)."""
         shell = shell_for(ref.cluster)
