@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.flows.helpers import wait_for
 from tests.reliability.conftest import REPO, clean_env
 
 PARAMS = {"profile": "slurm", "config": "tiny", "stages": ["pretrain"],
@@ -35,16 +36,6 @@ DEPLOY = ("import sys\n"
           "from flows.nano3_full import nano3_full\n"
           "nano3_full.from_source(sys.argv[1], 'flows/nano3_full.py:nano3_full').deploy(\n"
           "    name='cancel-test', work_pool_name=sys.argv[2], print_next_steps=False)\n")
-
-
-def _wait(predicate, timeout: float, what: str, step: float = 0.25):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s")
 
 
 def _processes_with(*needles: str) -> list[str]:
@@ -63,6 +54,13 @@ def _processes_with(*needles: str) -> list[str]:
             words = argv.replace(b"\0", b" ").decode(errors="replace")
             found.append(f"{proc.name}: {words[:200]}")
     return found
+
+
+def _no_processes_with(needles: tuple[str, ...], timeout: float) -> None:
+    try:
+        wait_for(lambda: not _processes_with(*needles), timeout, f"processes with {needles} gone")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; orphans: {_processes_with(*needles)}") from None
 
 
 @pytest.fixture
@@ -130,7 +128,7 @@ def _running_job(state: Path, proc: subprocess.Popen, log: Path):
         assert proc.poll() is None, log.read_text()[-3000:]
         return None
 
-    return _wait(running, 420, "the pretrain Slurm job RUNNING")
+    return wait_for(running, 420, "the pretrain Slurm job RUNNING")
 
 
 def _slurm_state(cluster, job_id) -> str:
@@ -157,7 +155,7 @@ def _cancel_and_check(state, cluster, worker):
         clicked = time.monotonic()
         client.set_flow_run_state(run.id, Cancelling(), force=True)
 
-        final = _wait(lambda: (s := _slurm_state(cluster, job.id)) not in LIVE and s, 10,
+        final = wait_for(lambda: (s := _slurm_state(cluster, job.id)) not in LIVE and s, 10,
                       f"slurm job {job.id} ended after Cancel")
         took = time.monotonic() - clicked
         assert final in ("CANCELLED", "GONE"), final
@@ -166,9 +164,9 @@ def _cancel_and_check(state, cluster, worker):
         assert mine and all(st not in LIVE for _, st in mine), mine  # tagged with the run; none alive
         # no process of the job (slurmstepd's children: torchrun, the trainer) nor of the flow run survives
         for needles in ((str(job.job_dir),), (f"SLURM_JOB_ID={job.id}\0", str(state))):  # ids repeat across clusters
-            _wait(lambda: not _processes_with(*needles), 15, f"job processes gone: {_processes_with(*needles)}")
-        _wait(lambda: not _processes_with(str(run.id)), 30, f"flow run processes gone: {_processes_with(str(run.id))}")
-        end = _wait(lambda: (r := client.read_flow_run(run.id)).state.is_final() and r, 60, "the flow run final")
+            _no_processes_with(needles, 15)
+        _no_processes_with((str(run.id),), 30)
+        end = wait_for(lambda: (r := client.read_flow_run(run.id)).state.is_final() and r, 60, "the flow run final")
         history = [st.type.value for st in client.read_flow_run_states(run.id)]
         assert end.state.type.value == "CANCELLED", (history, (state / "worker.log").read_text()[-4000:])
     assert took < 10
@@ -189,8 +187,10 @@ def test_sigterm_to_a_flow_process_without_a_worker_still_cancels_its_job(deploy
     try:
         job = _running_job(state, flow, log)
         flow.send_signal(signal.SIGTERM)
-        _wait(lambda: _slurm_state(cluster, job.id) not in LIVE, 10, f"slurm job {job.id} ended after SIGTERM; "
-              f"flow output: {log.read_text()[-3000:]}")
+        try:
+            wait_for(lambda: _slurm_state(cluster, job.id) not in LIVE, 10, f"slurm job {job.id} ended after SIGTERM")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; flow output: {log.read_text()[-3000:]}") from None
         flow.wait(timeout=60)
     finally:
         if flow.poll() is None:
