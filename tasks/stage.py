@@ -178,7 +178,8 @@ def submit_or_attach(job: PreparedJob, executor):
     if task_attempt() > 1 and "resume" in config and config.resume != "auto":
         config = copy.deepcopy(config)
         config.resume = "auto"  # how to run, not what: the content key stays the same
-        logger().info(f"{job.stage.name}: retry {task_attempt()}: resume: auto (the config said {job.job_config.resume})")
+        logger().info(f"{job.stage.name}: attempt {task_attempt()} runs with resume: auto "
+                      f"(the config said {job.job_config.resume})")
     paths = job_paths(executor, job.job_dir)
     moved = paths.in_job != str(paths.local)
     train = extract_train_config(config, for_remote=moved, code_root=PACKAGE_ROOT, remote_root=paths.code)

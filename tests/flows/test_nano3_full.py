@@ -15,10 +15,12 @@ import pytest
 
 from tests.flows.helpers import REPO, flow_state, job_dirs, registry, run_flow
 
-# Short trainer runs: this checks orchestration, not learning (tests/recipes checks that).
+# Short trainer runs: this checks orchestration, not learning (tests/recipes checks that). One thread:
+# two OpenMP threads on a shared 2-core machine run many times slower (tiny-training.md §0).
 FAST = {
-    "pretrain": ["train.max_steps=40", "eval.interval=20", "checkpoint.interval=20", "log.interval=10"],
-    "sft": ["train.max_steps=20", "eval.interval=10", "checkpoint.interval=10", "log.interval=10"],
+    "pretrain": ["train.max_steps=40", "eval.interval=20", "checkpoint.interval=20", "log.interval=10",
+                 "runtime.threads=1"],
+    "sft": ["train.max_steps=20", "eval.interval=10", "checkpoint.interval=10", "log.interval=10", "runtime.threads=1"],
 }
 BUILT = [s for s, script in [("data_pretrain", "stage0_pretrain/data_prep.py"), ("data_sft", "stage1_sft/data_prep.py"),
                              ("data_rl", "stage2_rl/data_prep.py"), ("pretrain", "stage0_pretrain/train.py"),

@@ -20,8 +20,9 @@ from tests.flows.helpers import (REPO, complete_checkpoints, flow_result, flow_s
 pytestmark = pytest.mark.skipif(not (REPO / "recipes/nano3/stage0_pretrain/train.py").is_file(),
                                 reason="needs the pretrain recipe")
 
-# Enough steps that the kill lands mid-run, a checkpoint every 5 steps (the work a kill may lose).
-TRAIN = ["train.max_steps=80", "checkpoint.interval=5", "eval.interval=0", "log.interval=10"]
+# Enough steps that the kill lands mid-run, a checkpoint every 5 steps (the work a kill may lose);
+# one thread: two OpenMP threads on a shared 2-core machine run many times slower (tiny-training.md §0).
+TRAIN = ["train.max_steps=80", "checkpoint.interval=5", "eval.interval=0", "log.interval=10", "runtime.threads=1"]
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def kill_trainer_mid_run(state, env, overrides: list[str], signum: int):
             flow.kill()
 
 
-def assert_resumed_once(state, first, out, ref):
+def assert_resumed_once(state, first, ref):
     reg = registry(state)
     version = reg.resolve(ref)
     key = version.metadata["content_key"]
@@ -69,7 +70,7 @@ def test_sigterm_to_the_trainer_is_retried_and_resumes_from_its_checkpoint(flows
     state, env = flows
     # resume=never in the config: the retry still resumes (retries run with resume: auto).
     first, out, result = kill_trainer_mid_run(state, env, [*TRAIN, "seed=11", "resume=never"], signal.SIGTERM)
-    jobs = assert_resumed_once(state, first, out, result["pretrain"])
+    jobs = assert_resumed_once(state, first, result["pretrain"])
     assert "stopped by SIGTERM" in (first / "job.log").read_text()
     assert "resume: never" in (jobs[0] / "train.yaml").read_text()
     assert "resume: auto" in (jobs[1] / "train.yaml").read_text()
@@ -78,7 +79,7 @@ def test_sigterm_to_the_trainer_is_retried_and_resumes_from_its_checkpoint(flows
 def test_sigkilled_trainer_is_retried_and_resumes_from_its_last_checkpoint(flows):
     state, env = flows
     first, out, result = kill_trainer_mid_run(state, env, [*TRAIN, "seed=12"], signal.SIGKILL)
-    assert_resumed_once(state, first, out, result["pretrain"])
+    assert_resumed_once(state, first, result["pretrain"])
     assert "Signal 9 (SIGKILL)" in (first / "job.log").read_text()
     assert not (out / "PREEMPTED.json").exists()
 
@@ -95,10 +96,3 @@ def test_a_user_error_is_not_retried(flows):
     status = Job.from_dir(next(iter(new))).status(max_age=0)
     assert status.state is JobState.FAILED and status.exit_code in (1, 2)
 
-
-def test_preemption_marker_name_matches_the_trainers():
-    from recipes.nano3.training.signals import PREEMPTED_FILE
-
-    from tasks.policy import PREEMPTED_FILE as expected
-
-    assert PREEMPTED_FILE == expected

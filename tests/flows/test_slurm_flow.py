@@ -25,11 +25,12 @@ pytestmark = [pytest.mark.slurm,
 
 STAGES = ["data_pretrain", "data_sft", "pretrain", "sft"]
 FAST = {
-    "pretrain": ["train.max_steps=30", "eval.interval=15", "checkpoint.interval=15", "log.interval=10"],
-    "sft": ["train.max_steps=10", "eval.interval=5", "checkpoint.interval=5", "log.interval=5"],
+    "pretrain": ["train.max_steps=30", "eval.interval=15", "checkpoint.interval=15", "log.interval=10",
+                 "runtime.threads=1"],
+    "sft": ["train.max_steps=10", "eval.interval=5", "checkpoint.interval=5", "log.interval=5", "runtime.threads=1"],
 }
 # A pretraining long enough to kill the flow while it runs.
-LONG = ["train.max_steps=100", "eval.interval=0", "checkpoint.interval=50", "log.interval=10"]
+LONG = ["train.max_steps=100", "eval.interval=0", "checkpoint.interval=50", "log.interval=10", "runtime.threads=1"]
 
 
 @pytest.fixture(scope="module")
