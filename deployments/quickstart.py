@@ -34,7 +34,7 @@ def main(name: str, screenshot: bool = False) -> int:
             print(f"  {stage:14s} {ref}")
     _print_evals()
     if screenshot:
-        from deployments.ui_screenshot import main as ui_screenshot
+        from ui_screenshot import main as ui_screenshot  # a sibling: this script's folder is on sys.path
 
         ui_screenshot([str(run.id)])
     return 0 if run.state.is_completed() else 1
