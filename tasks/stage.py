@@ -224,6 +224,8 @@ def wait_streaming_logs(job: PreparedJob, handle):
         status = handle.wait(on_log=on_log, check=True)
     except JobError as e:
         reason = resume_reason(e.status, job.output_dir, tail)
+        if reason is None and e.status is not None:  # the streamed tail may miss the last lines: read the log
+            reason = resume_reason(e.status, job.output_dir, handle.logs().splitlines()[-200:])
         if reason is None:
             raise
         raise ResumableJobError(f"{e}; resumable: {reason}", e.status) from e

@@ -54,6 +54,9 @@ if (( ${#tmp} > 107 - 61 - ${#pid_max} )); then  # <tmp>/session_<date>_<pid>/so
     ln -sfn "$real" "$tmp"
 fi
 export RAY_TMPDIR=$tmp RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0
+# sbatch passes the submitter's environment on; `scripts/ray env` sets this to 0 (one-host head on
+# loopback), which makes a worker refuse to join a multi-node cluster ("not supported on Windows and OSX").
+unset RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER
 # Port 0: Ray picks a free one (its defaults, 52365 and workers on 10002-19999, collide on a shared host).
 args=(--node-ip-address="$ip" --node-name="$node" --temp-dir="$tmp" --dashboard-agent-listen-port=0
       --min-worker-port=0 --max-worker-port=0 --disable-usage-stats --block)
