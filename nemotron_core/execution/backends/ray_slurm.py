@@ -154,10 +154,11 @@ def cluster_lines(executor, paths: JobPaths) -> str:
         # SIGTERM, up to 10 s for the steps to end (Ray's gcs_server may hang on SIGTERM: the job's end kills
         # it), then the short /tmp links into this job's folder go, on every node.
         'ray_stop() {',
-        '    kill -TERM "${ray_pids[@]}" 2>/dev/null',
+        '    kill -TERM "${ray_pids[@]}" 2>/dev/null || true',
         '    for _ in $(seq 20); do [[ -z $(jobs -rp) ]] && break; sleep 0.5; done',
         '    srun --overlap --nodes="${#ray_nodes[@]}" --ntasks-per-node=1 --time=1 '
-        'find /tmp -maxdepth 1 -name "nemotron-ray-*" -lname "$ray_dir/*" -delete',
+        'find /tmp -maxdepth 1 -name "nemotron-ray-*" -lname "$ray_dir/*" -delete 2>/dev/null || true',
+        # ^ never changes the job's exit code (the script runs under set -e; nodes sharing a host race here)
         '}',
         "trap ray_stop EXIT",
         f'{py} "$ray_dir/wait.py" "$ray_head_ip:$ray_port" "${{#ray_nodes[@]}}" '
