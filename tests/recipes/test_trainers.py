@@ -533,3 +533,23 @@ def test_progress_line_shows_what_the_row_has():
     row = {"step": 580, "loss": 0.83712, "lr": 0.0024356, "tokens_per_s": 1027.6, "elapsed": 508.3, "samples": 9280}
     assert progress_line(row) == "step 580: loss 0.8371 lr 2.44e-03 1028 tok/s 508s"
     assert progress_line({"step": 600, "valid_loss": 0.9}) == "step 600: valid_loss 0.9000"
+
+
+def test_wandb_trouble_never_stops_training(capsys):
+    from recipes.nano3.training.metrics import init_wandb
+
+    class HeldThenFree:  # the id is held by a killed attempt's W&B service for a while
+        def __init__(self, held: int):
+            self.calls, self.held = 0, held
+
+        def init(self, **kwargs):
+            self.calls += 1
+            if self.calls <= self.held:
+                raise RuntimeError("run ID a25eeeb4 is in use")
+            return "run"
+
+    w = HeldThenFree(held=1)
+    assert init_wandb(w, id="a25eeeb4") == "run" and w.calls == 2
+    w = HeldThenFree(held=99)
+    assert init_wandb(w, retries=0, id="a25eeeb4") is None and w.calls == 1
+    assert "warning: W&B off for this run" in capsys.readouterr().out

@@ -44,6 +44,27 @@ def wandb_mode(mode: str) -> str:
     return mode
 
 
+def init_wandb(wandb, retries: int = 5, **kwargs):
+    """wandb.init, or None: W&B is for watching a run, never a reason for training to fail.
+
+    A run resumed right after a SIGKILL finds its run id still held by the killed attempt's W&B
+    service ("run ID ... is in use") until that service notices and exits: wait for it (up to 30 s).
+    Any other W&B failure: one warning line, and the metrics go on in metrics.jsonl only.
+    """
+    import time
+
+    for attempt in range(retries + 1):
+        try:
+            return wandb.init(**kwargs)
+        except Exception as e:  # noqa: BLE001 - wandb raises many types; none may stop training
+            if "in use" in str(e) and attempt < retries:
+                time.sleep(2 * (attempt + 1))
+                continue
+            print(f"warning: W&B off for this run ({type(e).__name__}: {e}); metrics stay in the metrics file",
+                  flush=True)
+            return None
+
+
 def progress_line(row: dict) -> str:
     """'step 580: loss 0.8371 valid_loss 0.91 lr 2.44e-03 1028 tok/s 508s' (the fields the row has)."""
     parts = [f"step {row.get('step')}:"]
@@ -76,7 +97,7 @@ class Metrics:
             folder = Path(os.environ.get("WANDB_DIR") or path.parent)
             folder.mkdir(parents=True, exist_ok=True)
             self.wandb_id = wandb_id or secrets.token_hex(4)
-            self.run = wandb.init(mode=mode, project=wcfg["project"], entity=wcfg["entity"],
+            self.run = init_wandb(wandb, mode=mode, project=wcfg["project"], entity=wcfg["entity"],
                                   name=wcfg["name"] or run_name, id=self.wandb_id, resume="allow", dir=str(folder),
                                   config=config, settings=wandb.Settings(console="off", quiet=True))
 
