@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -13,17 +12,9 @@ from nemotron_core.execution import Job, JobState, find_job, submit
 from nemotron_core.execution.backends.local import _group_alive
 
 from tests.execution.conftest import JOB_RECIPE, RANKS_RECIPE, REPO, files_containing
+from tests.fixtures.waiting import wait_for
 
 LOCAL = '[local]\nnproc_per_node = 2\n'
-
-
-def wait_for(predicate, timeout: float = 30, step: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def status_from_another_process(job_dir) -> str:
@@ -58,7 +49,7 @@ def test_local_torchrun_takes_nproc_from_the_profile(stage):
 def test_local_cancel_from_another_process_ends_the_whole_group(stage):
     s = stage(JOB_RECIPE, LOCAL, "local", "sleep=120")
     job = submit(s.executor, s.plan, job_dir=s.job_dir, content_key="local-key")
-    wait_for(lambda: "task 0 slept 1 s" in job.logs(), 30)
+    wait_for(lambda: "task 0 slept 1 s" in job.logs(), 30, step=0.1)
     assert status_from_another_process(s.job_dir) == "RUNNING None"
     code = ("import sys; from nemotron_core.execution import find_job; j = find_job(sys.argv[1]); "
             "st = j.cancel(timeout=30); print(j.id, st.state.value)")
@@ -107,7 +98,7 @@ def test_ray_job_completes_and_stop_cancels(stage, ray_profile):
     assert submit(s.executor, s.plan, job_dir=s.job_dir).wait(timeout=120).ok
     s = stage(JOB_RECIPE, ray_profile, "ray", "sleep=120")
     job = submit(s.executor, s.plan, job_dir=s.job_dir, content_key="ray-stop")
-    wait_for(lambda: "task 0 slept 1 s" in job.logs(), 60, 0.5)
+    wait_for(lambda: "task 0 slept 1 s" in job.logs(), 60, step=0.5)
     assert find_job("ray-stop").id == job.id
     status = job.cancel(timeout=60)
     assert status.state is JobState.CANCELLED

@@ -18,6 +18,7 @@ from nemotron_core.execution.backends.slurm import SlurmPoller, SlurmShell, poll
 from nemotron_core.execution.refs import JobRef
 
 from tests.execution.conftest import JOB_RECIPE, RANKS_RECIPE, REPO, files_containing, slurm_profile
+from tests.fixtures.waiting import wait_for
 
 pytestmark = pytest.mark.slurm
 
@@ -25,16 +26,6 @@ pytestmark = pytest.mark.slurm
 def squeue_ids(slurm, *, all_states: bool = False) -> list[str]:
     args = ["squeue", "-h", "-o", "%i"] + (["-t", "all"] if all_states else [])
     return slurm.run(*args).stdout.split()
-
-
-def wait_for(predicate, timeout: float = 30, step: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def test_two_task_srun_job_completes_and_streams_its_logs(slurm, stage):
@@ -274,7 +265,7 @@ def sshd(tmp_path, slurm):
         f"StrictModes no\nUsePAM no\nSubsystem sftp /usr/lib/openssh/sftp-server\nSetEnv SLURM_CONF={slurm.conf}\n")
     os.makedirs("/run/sshd", exist_ok=True)
     subprocess.run([sshd_bin, "-f", str(d / "sshd_config"), "-E", str(d / "sshd.log")], check=True)
-    wait_for(lambda: (d / "sshd.pid").exists(), 10, 0.05)
+    wait_for(lambda: (d / "sshd.pid").exists(), 10, step=0.05)
     yield {"port": port, "identity": str(d / "client")}
     os.kill(int((d / "sshd.pid").read_text()), signal.SIGTERM)
 

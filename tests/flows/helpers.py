@@ -13,7 +13,9 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
+
+from tests.fixtures.waiting import wait_for  # noqa: F401  (re-exported for the flow tests)
 
 REPO = Path(__file__).resolve().parents[2]
 _FLOW_CODE = ("import json, sys\n"
@@ -73,16 +75,6 @@ def registry(state: Path):
     from nemotron_core.artifacts import open_registry
 
     return open_registry({"root": str(state / "artifacts")})
-
-
-def wait_for(predicate: Callable, timeout: float, what: str, step: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s")
 
 
 def output_dir(job_dir: Path) -> Path:
