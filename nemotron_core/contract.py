@@ -15,3 +15,6 @@ RESULT_FILE = "RESULT.json"
 OUTPUT_DIR_KEY = "output_dir"
 USER_ERROR_EXIT_CODE = 2
 RESUME_EXIT_CODE = 75  # EX_TEMPFAIL: "try again later"
+# Written to output_dir with RESUME_EXIT_CODE: {exit_code, signal, step, checkpoint}. Launchers
+# such as torchrun turn the worker's 75 into 1, so callers also look for this file.
+PREEMPTED_FILE = "PREEMPTED.json"

@@ -37,12 +37,10 @@ from typing import Any, Iterable, Optional
 
 from prefect.cache_policies import CachePolicy
 
+from nemotron_core.contract import PREEMPTED_FILE
 from nemotron_core.execution import JobError
 
 STAGE_RETRIES = 3
-# Written by the trainers (recipes/nano3/training/signals.py) next to their checkpoints after a
-# stop signal; tests/flows check the two names agree.
-PREEMPTED_FILE = "PREEMPTED.json"
 # torchrun's failure report for a worker that died of a signal ("traceback : Signal 9 (SIGKILL)
 # received by PID 123", "exitcode  : -9 (pid: 123)").
 _TORCHRUN_SIGKILL = re.compile(r"Signal 9 \(SIGKILL\) received by PID|exitcode\s*:\s*-9\b")

@@ -160,11 +160,11 @@ def submit_or_attach(job: PreparedJob, executor):
     checkpoints of the attempt before).
     """
     from nemotron_core.config import extract_train_config, generate_job_dir, save_configs
+    from nemotron_core.contract import PREEMPTED_FILE
     from nemotron_core.execution import find_job, job_paths, submit
     from nemotron_core.execution.refs import REF_FILE
     from nemotron_core.launch import plan_job
 
-    from tasks.policy import PREEMPTED_FILE
     from tasks.report import flow_run_id, logger
 
     existing = find_job(job.key)

@@ -12,8 +12,9 @@ import textwrap
 
 import pytest
 
+from nemotron_core.contract import PREEMPTED_FILE
 from nemotron_core.execution import JobError, JobState, JobStatus
-from tasks.policy import PREEMPTED_FILE, ResumableJobError, resume_reason, retryable
+from tasks.policy import ResumableJobError, resume_reason, retryable
 from tests.flows.helpers import REPO
 
 FAILED_1 = JobStatus(JobState.FAILED, exit_code=1, raw="exited")
@@ -41,14 +42,6 @@ def test_exit_1_with_the_trainers_marker_is_a_preemption(tmp_path):
     assert "SIGTERM at step 40" in resume_reason(FAILED_1, tmp_path)
     cancelled = JobStatus(JobState.CANCELLED, exit_code=1, raw="cancelled")
     assert resume_reason(cancelled, tmp_path) is None  # a user's cancel is never undone by a retry
-
-
-def test_preemption_marker_name_matches_the_trainers():
-    from recipes.nano3.training.signals import PREEMPTED_FILE
-
-    from tasks.policy import PREEMPTED_FILE as expected
-
-    assert PREEMPTED_FILE == expected
 
 
 def test_exit_1_after_torchrun_reports_a_sigkilled_worker(tmp_path):

@@ -49,6 +49,8 @@ real=$dir/$node
 mkdir -p "$real"
 tmp=$real
 pid_max=$(cat /proc/sys/kernel/pid_max 2>/dev/null || echo 4194304)
+# The rule of nemotron_core.paths.ray_temp_dir, but always under /tmp: sbatch exports the submitter's
+# XDG_RUNTIME_DIR, which need not exist on this node.
 if (( ${#tmp} > 107 - 61 - ${#pid_max} )); then  # <tmp>/session_<date>_<pid>/sockets/... < 108 bytes
     tmp=/tmp/nemotron-ray-$(id -u)-$(printf %s "$real" | sha256sum | cut -c1-10)
     ln -sfn "$real" "$tmp"
