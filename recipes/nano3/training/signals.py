@@ -15,11 +15,10 @@ import json
 import signal
 from pathlib import Path
 
-from nemotron_core.contract import RESUME_EXIT_CODE
+from nemotron_core.contract import PREEMPTED_FILE, RESUME_EXIT_CODE
 
 from recipes.nano3.common.outputs import write_bytes
 
-PREEMPTED_FILE = "PREEMPTED.json"
 SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 
