@@ -8,6 +8,7 @@ One pretrain output is shared by the module (its tokenizer feeds the SFT and RL 
 from __future__ import annotations
 
 import json
+import random
 import os
 import signal
 import socket
@@ -26,6 +27,7 @@ from recipes.nano3.common.blend import load_blend
 from recipes.nano3.common.chat import CHAT_TEMPLATE, render
 from recipes.nano3.common.indexed import read_indexed
 from recipes.nano3.common.outputs import tree_hashes
+from nemotron_core.errors import ConfigError
 from recipes.nano3.common.world import World, WorldConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -188,6 +190,14 @@ def test_pretrain_heldout_items_never_in_training_text(pretrain, tiny_world):
     assert sum(it.statements[0] in lines for it in train_arith) > 0.9 * len(train_arith)
     for it in tiny_world.pool("capital", "test"):
         assert any(s in lines for s in it.statements), it
+    # Q&A lines (world.pretrain_qa): about train questions SFT may use, never held-out or RL-only ones
+    qa = {line for line in lines if line.startswith("Question: ")}
+    by_qa = {it.qa_line: it for items in tiny_world.items.values() for it in items}
+    assert tiny_world.cfg.pretrain_qa > 0 and len(qa) > 100
+    assert all(line in by_qa and by_qa[line].split == "train" and not by_qa[line].rl_only for line in qa)
+    rl_only = [it for it in tiny_world.rl_questions() if it.statements]
+    assert rl_only and all(it.qa_line not in qa for it in rl_only)
+    assert sum(any(s in lines for s in it.statements) for it in rl_only) > 0.9 * len(rl_only)  # facts stay
 
 
 def test_pretrain_rerun_is_byte_identical(pretrain, tmp_path):
@@ -430,7 +440,8 @@ def test_sft_packed_parquet_masks_only_assistant_tokens(sft, tiny_world):
                 text = tok.decode(ids[a:b], skip_special_tokens=False)
                 assert text.startswith("<|im_start|>user\n") and text.endswith("<|im_end|>\n")
                 for q in text.split("<|im_start|>user\n")[1:]:
-                    assert questions[q.split("<|im_end|>")[0]].split == split  # held-out stays held out
+                    item = questions[q.split("<|im_end|>")[0]]
+                    assert item.split == split and not item.rl_only  # held-out and RL-only stay out
     blend = json.loads((sft / "blend.json").read_text())
     assert blend["splits"]["train"]["paths"] and abs(sum(blend["splits"]["train"]["weights"]) - 1) < 1e-9
 
@@ -473,6 +484,9 @@ def test_rl_prompts_manifest_and_heldout(rl, tiny_world, pretrain, tmp_path):
             seen[r["id"]] = split
     by_key = {it.key: it for items in tiny_world.items.values() for it in items}
     assert all(by_key[k].split == sp for k, sp in seen.items())
+    # RL trains on the train questions kept out of SFT (world.rl_share), and on nothing else
+    assert {k for k, sp in seen.items() if sp == "train"} == {it.key for it in tiny_world.rl_questions()}
+    assert all(by_key[k].rl_only for k, sp in seen.items() if sp == "train")
     # byte-identical rerun
     again = tmp_path / "rl2"
     run("rl", again, f"tokenizer_path={pretrain[0] / 'tokenizer'}")
@@ -514,3 +528,23 @@ def test_world_is_deterministic_and_splits_are_stable():
         assert {it.split for it in items} <= {"train", "valid", "test"}
     arith = a.items["arith"]
     assert 0.1 < sum(it.split != "train" for it in arith) / len(arith) < 0.3
+    assert not any(it.rl_only for items in a.items.values() for it in items)  # rl_share 0: RL uses every train item
+    assert a.rl_questions() == a.questions("train")
+
+
+def test_world_rl_share_keeps_train_questions_out_of_sft():
+    world = World(WorldConfig(rl_share=0.25))
+    train = world.questions("train")
+    rl = world.rl_questions()
+    assert 0.15 < len(rl) / len(train) < 0.35 and all(it.rl_only and it.split == "train" for it in rl)
+    assert [it.split for it in world.questions("valid")] == [it.split for it in World(WorldConfig()).questions("valid")]
+    rng = random.Random(0)
+    asked = {world.sample_question(rng, "train").key for _ in range(5000)}
+    assert asked and not asked & {it.key for it in rl}
+
+
+@pytest.mark.parametrize("key,value", [("rl_share", 1.0), ("rl_share", -0.1), ("pretrain_qa", "lots"),
+                                       ("pretrain_qa", True)])
+def test_world_fractions_are_checked(key, value):
+    with pytest.raises(ConfigError, match=f"world.{key}"):
+        WorldConfig.from_dict({key: value})

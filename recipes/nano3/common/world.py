@@ -20,6 +20,22 @@ Held-out items (valid/test) are chosen by hashing the item's key (`splits.split_
   model learns them), but the *questions* about held-out entities are only used in
   valid/test SFT chats and RL prompts, so eval measures recall + format transfer;
 - two-hop questions: held-out items are only in valid/test.
+
+Two knobs shape what each stage can learn (both off by default; the nano3 configs set them):
+
+- `pretrain_qa`: the share of training-split pretrain lines written as a question and its
+  answer ("Question: What is the capital of Zoria? Answer: Kelmo") instead of a statement,
+  for train questions SFT may use. A model that sees facts only as statements cannot
+  answer questions about entities it was never quizzed on; mixing some Q&A about other
+  entities into the pretrain text makes that extraction carry over (the "mixed training"
+  result of Allen-Zhu & Li, Physics of Language Models 3.1). Measured on the tiny world
+  (issue #8): the tiny pretrained model answers "Question: What is the capital of <held-out
+  country>? Answer:" right 100% of the time with 0.2, and after SFT its held-out chat
+  accuracy is 14.5% with 0.2 vs 6.5% without (sequences 14/33 vs 3/33).
+- `rl_share`: a hashed share of the training-split questions kept for RL: their facts stay
+  in the pretrain text, but the questions are never in SFT chats or pretrain Q&A lines. To
+  the SFT model they look like held-out questions, so RL trains on prompts it has not
+  memorized and what it learns carries over to valid/test (`World.rl_questions`).
 """
 
 from __future__ import annotations
@@ -60,6 +76,10 @@ class WorldConfig:
     sequence_max_step: int = 9
     heldout_valid: float = 0.1
     heldout_test: float = 0.1
+    #: Share of training-split pretrain lines written as "Question: ... Answer: ..." (see module doc).
+    pretrain_qa: float = 0.0
+    #: Share of training-split questions kept for RL: never in SFT chats or pretrain Q&A lines.
+    rl_share: float = 0.0
     #: Relative weight of each kind in pretrain lines, SFT turns and RL prompts (0 = off).
     tasks: dict = field(default_factory=lambda: {
         "arith": 4.0, "sequence": 2.0, "capital": 1.0, "color": 1.0, "rivers": 1.0, "home": 1.0, "home_capital": 0.5,
@@ -92,6 +112,10 @@ class WorldConfig:
                 raise ConfigError(f"config key '{key}.{name}': '{value}' must be a positive integer")
         if not (0 <= cfg.heldout_valid and 0 <= cfg.heldout_test and cfg.heldout_valid + cfg.heldout_test < 1):
             raise ConfigError(f"config key '{key}.heldout_valid/heldout_test': fractions must be >= 0 and sum to < 1")
+        for name in ("pretrain_qa", "rl_share"):
+            value = getattr(cfg, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise ConfigError(f"config key '{key}.{name}': '{value}' must be a fraction in [0, 1)")
         return cfg
 
     def to_dict(self) -> dict:
@@ -115,6 +139,12 @@ class Item:
     prompt: str | None  # completion form for a base model (text = prompt + " " + answer)
     statements: tuple[str, ...]  # pretrain lines stating it (empty: never stated)
     split: str
+    rl_only: bool = False  # a train question kept for RL (WorldConfig.rl_share): never in SFT or pretrain Q&A
+
+    @property
+    def qa_line(self) -> str:
+        """The question and its answer as one line of pretrain text."""
+        return f"Question: {self.question} Answer: {self.answer}"
 
 
 class World:
@@ -144,7 +174,8 @@ class World:
 
         def add(kind, key, question, answer, prompt, statements):
             split = split_of(key, c.heldout_valid, c.heldout_test, salt)
-            out[kind].append(Item(kind, key, question, str(answer), prompt, tuple(statements), split))
+            rl_only = split == "train" and split_of(key, c.rl_share, 0, f"{salt}:rl") == "valid"
+            out[kind].append(Item(kind, key, question, str(answer), prompt, tuple(statements), split, rl_only))
 
         for op in c.ops:
             for a in range(c.max_operand + 1):
@@ -180,8 +211,13 @@ class World:
         return [it for it in self.items[kind] if it.split == split]
 
     def questions(self, split: str) -> list[Item]:
-        """Every item of a split whose kind has weight > 0, in a fixed order (RL prompts)."""
+        """Every item of a split whose kind has weight > 0, in a fixed order (eval, RL valid/test prompts)."""
         return [it for k in KINDS if self.cfg.tasks.get(k, 0) > 0 for it in self.items[k] if it.split == split]
+
+    def rl_questions(self) -> list[Item]:
+        """The RL training prompts: the train questions kept for RL (all train questions when rl_share = 0)."""
+        train = self.questions("train")
+        return [it for it in train if it.rl_only] if self.cfg.rl_share > 0 else train
 
     def completions(self, split: str) -> list[Item]:
         """Held-out skill items in completion form (base-model eval); never in pretrain text."""
@@ -208,17 +244,22 @@ class World:
         for split in ("train", "valid", "test"):
             weights, lists = [], []
             for k in KINDS:
-                items = self.pool(k, split)
+                items = [it for it in self.pool(k, split) if not it.rl_only]
                 if self.cfg.tasks.get(k, 0) > 0 and items:
                     weights.append(self.cfg.tasks[k]), lists.append(items)
             pools[split] = (weights, lists)
         return pools
 
     def pretrain_document(self, rng: random.Random, split: str, lines: int) -> str:
-        """`lines` statements, one per line: skills of this split, facts about anything."""
+        """`lines` lines: statements (skills of this split, facts about anything) and, in the
+        train split, a `pretrain_qa` share of Q&A lines about train questions SFT may use."""
         _, weights, lists = self._line_pools[split]
+        qa = self.cfg.pretrain_qa if split == "train" else 0.0
         out = []
         for items in rng.choices(lists, weights, k=lines):
+            if qa and rng.random() < qa:
+                out.append(self.sample_question(rng, "train").qa_line)
+                continue
             statements = rng.choice(items).statements
             out.append(statements[rng.randrange(len(statements))])
         return "\n".join(out)
@@ -242,8 +283,8 @@ class World:
         return messages
 
     def to_json(self) -> dict:
-        counts = {k: {s: sum(it.split == s for it in v) for s in ("train", "valid", "test")}
-                  for k, v in self.items.items()}
+        counts = {k: {**{s: sum(it.split == s for it in v) for s in ("train", "valid", "test")},
+                      "train_rl_only": sum(it.rl_only for it in v)} for k, v in self.items.items()}
         return {"config": self.cfg.to_dict(), "digest": self.digest, "countries": self.countries,
                 "people": self.people, "items": counts}
 

@@ -28,7 +28,8 @@
 `${art:nano3-pretrain-data,path}/tokenizer`, resolved by the toolkit). When a
 world.json sits beside it, the `world` settings must match it.
 
-Inputs (`sources`): every question of the synthetic world (train items for train;
+Inputs (`sources`): the synthetic world's questions (for train, the train questions kept
+for RL, `world.rl_share`: SFT never saw them, so the SFT model has not memorized them;
 held-out items, never seen in any training data, for valid/test) and/or user prompts
 (JSONL / Parquet / HF folder with `prompt` and `answer` fields) by fsspec URI. The
 work is small, so it runs in this process (on the Ray head when launched as a RayJob).
@@ -114,7 +115,7 @@ def main(argv: list[str]) -> None:
     for name, src in sources.items():
         if src["type"] == "synthetic":
             for sp in splits.SPLITS:
-                items = world.questions(sp)
+                items = world.rl_questions() if sp == "train" else world.questions(sp)
                 random.Random(f"rl:{cfg['seed']}:{name}:{sp}").shuffle(items)
                 items = items[: src["max_prompts"]] if src["max_prompts"] else items
                 records[sp] += [{"id": it.key, "source": name, "task": it.kind, "question": it.question,
