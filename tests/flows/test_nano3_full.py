@@ -89,11 +89,10 @@ def test_sigterm_to_the_flow_process_cancels_its_running_job(pipeline):
             time.sleep(1)
         assert job is not None, "the pretrain job never started"
         flow.send_signal(signal.SIGTERM)
-        start = time.monotonic()
-        while not job.status(max_age=0).done and time.monotonic() - start < 10:
+        start = time.monotonic()  # a bound for a hang, not a speed target (it takes ~1 s idle; once > 10 s under load)
+        while not job.status(max_age=0).done and time.monotonic() - start < 120:
             time.sleep(0.5)
         assert job.status(max_age=0).state.value == "CANCELLED"
-        assert time.monotonic() - start < 10
         flow.wait(timeout=60)
     finally:
         if flow.poll() is None:
