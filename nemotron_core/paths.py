@@ -8,7 +8,8 @@ caches, Slurm state, job dirs, the local artifact store) lives under `state_dir(
 One exception, by necessity: Ray puts unix sockets under its temp dir and a socket path
 holds at most 107 bytes, so that dir may be ~41 chars long. When `<state>/ray` is longer
 (a deep checkout), `ray_temp_dir()` hands Ray a short symlink in $XDG_RUNTIME_DIR (or /tmp)
-that points into the state folder: the files still land under the state folder.
+that points into the state folder: the files still land under the state folder. Links whose
+folder is gone are removed when the next link is made (`remove_ray_temp_links`).
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ def ray_temp_dir(state: Path | None = None, name: str = "ray") -> Path:
     tag = hashlib.sha256(str(real).encode()).hexdigest()[:10]
     link = base / f"nemotron-ray-{os.getuid()}-{tag}"
     if not (link.is_symlink() and os.readlink(link) == str(real)):
+        remove_ray_temp_links(base, dangling_only=True)  # what deleted state folders left behind
         tmp = link.with_name(f"{link.name}.{os.getpid()}")
         tmp.unlink(missing_ok=True)
         tmp.symlink_to(real, target_is_directory=True)
@@ -91,3 +93,26 @@ def ray_temp_dir(state: Path | None = None, name: str = "ray") -> Path:
 
         raise NemotronError(f"Ray temp dir {link} is too long for unix sockets: set XDG_RUNTIME_DIR to a short folder")
     return link
+
+
+def remove_ray_temp_links(base: Path | None = None, *, into: Path | None = None,
+                          dangling_only: bool = False) -> list[Path]:
+    """Remove this user's short Ray links in `base` ($XDG_RUNTIME_DIR or /tmp): those pointing
+    under `into`, and/or those whose target is gone. Returns the links removed.
+
+    A link is shared by every Ray process of its state folder and cannot be removed when one
+    of them stops (another may still use it), so links are cleaned where it is safe: when the
+    target is gone (a deleted checkout or test folder), and by the owner of a whole state
+    folder when it is done (the test session, `scripts/ray stop`).
+    """
+    base = base or Path(os.environ.get("XDG_RUNTIME_DIR") or "/tmp")
+    inside = str(into.resolve()) + os.sep if into is not None else None
+    removed = []
+    for link in base.glob(f"nemotron-ray-{os.getuid()}-*"):
+        if not link.is_symlink():
+            continue
+        target = os.readlink(link)
+        if (inside is not None and (target + os.sep).startswith(inside)) or (dangling_only and not link.exists()):
+            link.unlink(missing_ok=True)
+            removed.append(link)
+    return removed

@@ -32,3 +32,32 @@ def test_deep_state_gets_a_short_symlink_into_it(tmp_path: Path, monkeypatch):
         assert ray_temp_dir(deep) == got  # stable across calls (the head and jobs agree)
     finally:
         got.unlink()
+
+
+def test_links_into_a_folder_and_dangling_links_are_removed_others_stay(tmp_path: Path, monkeypatch):
+    import os
+
+    from nemotron_core.paths import remove_ray_temp_links
+
+    runtime = tmp_path / "rt"
+    runtime.mkdir()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    monkeypatch.setattr("nemotron_core.paths._ray_temp_dir_limit", lambda: len(str(runtime)) + 30)
+    uid = os.getuid()
+    gone, other, mine = tmp_path / "gone", tmp_path / "other", tmp_path / "mine"
+    for d in (gone, other, mine):
+        (d / "ray").mkdir(parents=True)
+    (runtime / f"nemotron-ray-{uid}-aaaaaaaaaa").symlink_to(gone / "ray")
+    (runtime / f"nemotron-ray-{uid}-bbbbbbbbbb").symlink_to(other / "ray")
+    (runtime / f"nemotron-ray-{uid + 1}-cccccccccc").symlink_to(tmp_path / "not-there")  # another user's
+    (runtime / "unrelated").symlink_to(tmp_path / "not-there")
+    (gone / "ray").rmdir()
+
+    link = ray_temp_dir(mine / ("d" * 40))  # a new link: the dangling one of this user goes
+    names = sorted(p.name for p in runtime.iterdir())
+    assert names == sorted([link.name, f"nemotron-ray-{uid}-bbbbbbbbbb", f"nemotron-ray-{uid + 1}-cccccccccc",
+                            "unrelated"])
+
+    assert remove_ray_temp_links(runtime, into=mine) == [link]  # a test's private state folder, deleted
+    assert remove_ray_temp_links(runtime, into=mine) == []
+    assert (runtime / f"nemotron-ray-{uid}-bbbbbbbbbb").is_symlink() and (other / "ray").is_dir()

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.state import remove_state_folder
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -67,6 +69,4 @@ def test_flow_run_page_shows_the_run_its_tasks_and_every_artifact(prefect_server
             assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
         assert task_runs and all(t.state.is_completed() for t in task_runs)
     finally:
-        import shutil
-
-        shutil.rmtree(state, ignore_errors=True)
+        remove_state_folder(state)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from tests.fixtures.state import remove_state_folder
 from tests.fixtures.waiting import wait_for  # noqa: F401  (re-exported for the flow tests)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,7 +37,7 @@ def flow_state(prefect_server: str, name: str, **extra_env: str) -> Iterator[tup
         yield state, env
     finally:
         if os.environ.get("NEMOTRON_KEEP_FLOW_STATE") != "1":
-            shutil.rmtree(state, ignore_errors=True)
+            remove_state_folder(state)
 
 
 def start_flow(env: dict[str, str], log: Path, **params) -> subprocess.Popen:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import secrets as random_secrets
-import shutil
 import stat
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.state import remove_state_folder
 from tests.reliability.conftest import REPO, clean_env
 
 FLOW = ("import json, sys\n"
@@ -113,4 +113,4 @@ def test_secret_values_are_nowhere_but_the_0600_secrets_file(prefect_server, rel
         hits += [f"prefect API: {v[:4]}..." for v in values.values() if v in records]
         assert hits == []
     finally:
-        shutil.rmtree(state, ignore_errors=True)
+        remove_state_folder(state)
