@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.state import remove_state_folder
 from tests.flows.helpers import wait_for
 from tests.reliability.conftest import REPO, clean_env
 
@@ -99,7 +99,7 @@ def deployment(prefect_server, slurm_cluster, pretrain_data):
             worker.kill()
         log.close()
         subprocess.run([PREFECT, "work-pool", "delete", POOL], env=env, capture_output=True, timeout=120)
-        shutil.rmtree(state, ignore_errors=True)
+        remove_state_folder(state)
 
 
 def test_cancel_in_prefect_ends_the_slurm_job_within_10_s_without_orphans(deployment):
