@@ -6,6 +6,9 @@ still has `api.v1` pins starlette<1, which cannot sit beside prefect 3.9. So, be
 nemo_run is imported, we serve `leptonai.api.v1[.x]` as the installed `leptonai.api.v2[.x]`
 (only when v1 is genuinely missing). Drop this when nemo-run imports leptonai v2 itself.
 See ../shared/notes/stack.md ("nemo-run 0.11.1 does not import with leptonai 0.47.x").
+
+Also, `import_nemo_run()` keeps torch out of that import (see its docstring): the flow
+process that only builds executors stays at about half the memory.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import importlib
 import importlib.abc
 import importlib.util
 import sys
+import threading
 
 _V1, _V2 = "leptonai.api.v1", "leptonai.api.v2"
 
@@ -57,9 +61,37 @@ def install_leptonai_v1_alias() -> bool:
     return True
 
 
-def import_nemo_run():
-    """`import nemo_run as run`, with the leptonai shim applied first (~2 s: imports torch)."""
-    install_leptonai_v1_alias()
-    import nemo_run
+class _NoTorchInThisThread(importlib.abc.MetaPathFinder):
+    """Makes `import torch` fail (ModuleNotFoundError) in one thread while installed."""
 
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname == "torch" and threading.get_ident() == self.thread:
+            raise ModuleNotFoundError("torch is not imported with nemo_run (nemotron_core.compat)", name="torch")
+        return None
+
+
+def import_nemo_run():
+    """`import nemo_run as run`, with the leptonai shim applied first.
+
+    nemo-run 0.11's YAML serializer imports torch only to register a representer for
+    `torch.dtype`, inside `try: ... except ModuleNotFoundError`. The flow process that builds
+    executors never serializes a dtype (our configs are plain YAML), and torch would make it
+    the largest thing in that process (measured: import 355 MB / 3.4 s with torch, 165 MB /
+    1.0 s without; benchmarks/orchestrator_rss.py). So torch is skipped for this import only,
+    in this thread only; a later `import torch` anywhere works as usual.
+    """
+    install_leptonai_v1_alias()
+    if "nemo_run" in sys.modules or "torch" in sys.modules:
+        import nemo_run
+
+        return nemo_run
+    skip = _NoTorchInThisThread()
+    sys.meta_path.insert(0, skip)
+    try:
+        import nemo_run
+    finally:
+        sys.meta_path.remove(skip)
     return nemo_run

@@ -41,3 +41,35 @@ def test_shim_is_idempotent_and_scoped_to_leptonai():
         "print('ok')\n"
     )
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_nemo_run_is_imported_without_torch_and_torch_still_imports_afterwards():
+    out = run_py(
+        "import sys\n"
+        "from nemotron_core.compat import import_nemo_run, _NoTorchInThisThread\n"
+        "run = import_nemo_run()\n"
+        "from nemo_run.run.ray.job import RayJob\n"
+        "print('torch' in sys.modules, any(isinstance(f, _NoTorchInThisThread) for f in sys.meta_path))\n"
+        "import torch\n"
+        "print(torch.tensor([1, 2]).sum().item())\n"
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False", "3"]
+
+
+def test_torch_is_skipped_only_in_the_importing_thread():
+    out = run_py(
+        "import threading\n"
+        "from nemotron_core.compat import _NoTorchInThisThread\n"
+        "skip = _NoTorchInThisThread()\n"
+        "got = []\n"
+        "t = threading.Thread(target=lambda: got.append(skip.find_spec('torch', None)))\n"
+        "t.start(); t.join()\n"
+        "try:\n"
+        "    skip.find_spec('torch', None)\n"
+        "except ModuleNotFoundError as e:\n"
+        "    got.append(e.name)\n"
+        "print(got, skip.find_spec('numpy', None))\n"
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[None, 'torch'] None"
