@@ -79,15 +79,12 @@ def import_nemo_run():
     nemo-run 0.11's YAML serializer imports torch only to register a representer for
     `torch.dtype`, inside `try: ... except ModuleNotFoundError`. The flow process that builds
     executors never serializes a dtype (our configs are plain YAML), and torch would make it
-    the largest thing in that process (measured: import 355 MB / 3.4 s with torch, 165 MB /
-    1.0 s without; benchmarks/orchestrator_rss.py). So torch is skipped for this import only,
+    the largest thing in that process (measured: prefect + nemo_run 344 MB with torch, 150 MB
+    without; benchmarks/README.md, orchestrator_rss). So torch is skipped for this import only,
     in this thread only; a later `import torch` anywhere works as usual.
     """
     install_leptonai_v1_alias()
-    if "nemo_run" in sys.modules or "torch" in sys.modules:
-        import nemo_run
-
-        return nemo_run
+    # Harmless when nemo_run or torch is already imported: sys.modules answers before any finder.
     skip = _NoTorchInThisThread()
     sys.meta_path.insert(0, skip)
     try:
