@@ -33,7 +33,7 @@ from nemotron_core.errors import ArtifactError
 from .lookup import config_lookup
 from .model import ArtifactFile, ArtifactVersion, LineageNode
 from .refs import KNOWN_NAMES, LATEST, Ref, parse_ref
-from .registry import ArtifactRegistry, GcReport
+from .registry import ArtifactRegistry, GcReport, VerifyResult
 
 __all__ = [
     "KNOWN_NAMES",
@@ -42,6 +42,7 @@ __all__ = [
     "ArtifactRegistry",
     "ArtifactVersion",
     "GcReport",
+    "VerifyResult",
     "LineageNode",
     "Ref",
     "config_lookup",

@@ -46,13 +46,14 @@ from nemotron_core.errors import ArtifactError
 from .hashing import copy_hashing, parallel_map
 from .model import (
     ArtifactVersion,
-    decode_record,
+    VersionRecord,
+    check_metadata,
     encode_record,
     encode_tombstone,
     now,
     version_from_record,
-    check_metadata,
 )
+from .pathcheck import check_component
 from .refs import LATEST, check_alias, check_name, parse_ref
 from .registry import DEFAULT_STAGING_GRACE_S, ArtifactRegistry, GcReport, Source
 from .storage import LocalStore, Store, open_store
@@ -99,16 +100,20 @@ class FsspecRegistry(ArtifactRegistry):
     def _upload_dir(self, name: str, uid: str) -> str:
         return f"{name}/uploads/{uid}"
 
-    def _read_record(self, name: str, version: int) -> dict[str, Any]:
+    def _read_record(self, name: str, version: int) -> VersionRecord:
+        """The validated record of name:vN (the only place records are parsed)."""
         rel = record_path(name, version)
         try:
             data = self.store.read(rel)
         except FileNotFoundError:
             raise self._missing_version(name, version) from None
-        rec = decode_record(data, self.store.uri(rel))
-        if rec["name"] != name or rec["version"] != version:
+        except OSError as exc:  # a folder, no permission, a link loop: unreadable, not missing
+            raise ArtifactError(f"unreadable version record {self.store.uri(rel)} ({exc.strerror or exc}); "
+                                f"fix its permissions, restore it or delete it") from None
+        rec = VersionRecord.parse(data, self.store.uri(rel))
+        if rec.name != name or rec.version != version:
             raise ArtifactError(f"corrupt version record {self.store.uri(rel)}: it says "
-                                f"{rec['name']}:v{rec['version']}; restore it or delete it")
+                                f"{rec.name}:v{rec.version}; restore it or delete it")
         return rec
 
     def _missing_version(self, name: str, version: int) -> ArtifactError:
@@ -118,8 +123,8 @@ class FsspecRegistry(ArtifactRegistry):
         return ArtifactError(f"artifact {name} has no version v{version} (live versions: "
                              f"{', '.join(f'v{v}' for v in live[-8:])}; latest is v{live[-1]})")
 
-    def _version(self, rec: Mapping[str, Any]) -> ArtifactVersion:
-        files_rel = f"{self._upload_dir(rec['name'], rec['upload'])}/files"
+    def _version(self, rec: VersionRecord) -> ArtifactVersion:
+        files_rel = f"{self._upload_dir(rec.name, rec.upload)}/files"
         return version_from_record(rec, uri=self.store.uri(files_rel), local_path=self.store.local_path(files_rel),
                                    backend=self.backend)
 
@@ -132,7 +137,11 @@ class FsspecRegistry(ArtifactRegistry):
                 check_name(entry)
             except ArtifactError:
                 continue
-            if self.store.listdir(f"{entry}/versions"):
+            try:
+                has_versions = bool(self.store.listdir(f"{entry}/versions"))
+            except ArtifactError:
+                has_versions = True  # a folder that leads elsewhere: listed, so that reading it reports why
+            if has_versions:
                 out.append(entry)
         return out
 
@@ -144,8 +153,8 @@ class FsspecRegistry(ArtifactRegistry):
     def load(self, name: str, version: int) -> ArtifactVersion:
         check_name(name)
         rec = self._read_record(name, version)
-        if "deleted" in rec:
-            raise ArtifactError(f"artifact {name}:v{version} was deleted by gc on {rec['deleted'][:19]}; "
+        if rec.deleted is not None:
+            raise ArtifactError(f"artifact {name}:v{version} was deleted by gc on {rec.deleted[:19]}; "
                                 f"use a live version (nemotron artifacts list {name})")
         return self._version(rec)
 
@@ -289,7 +298,7 @@ class FsspecRegistry(ArtifactRegistry):
     def verify(self, ref: str) -> ArtifactVersion:
         v = self.resolve(ref)
         rec = self._read_record(v.name, v.version)  # type: ignore[arg-type]
-        files_rel = f"{self._upload_dir(v.name, rec['upload'])}/files"
+        files_rel = f"{self._upload_dir(v.name, rec.upload)}/files"
         present = dict(self.store.walk_files(files_rel))
         for f in v.files:
             if f.path not in present:
@@ -316,17 +325,17 @@ class FsspecRegistry(ArtifactRegistry):
            keep: Iterable[str] = ()) -> GcReport:
         report = GcReport(dry_run=dry_run)
         all_names = [e for e in self.store.listdir("") if _valid_name(e)]
-        records: dict[str, dict[int, dict[str, Any]]] = {}
+        records: dict[str, dict[int, VersionRecord]] = {}
         dead_uploads: dict[str, set[str]] = {}
         for name in all_names:
             numbers, deleted = scan_versions(self.store, name)
             records[name] = {}
             dead_uploads[name] = set()
             for v in numbers:
-                rec = self._read_record(name, v)  # corrupt -> error: gc never guesses
-                if v in deleted or "deleted" in rec:
-                    dead_uploads[name].add(rec["upload"])
-                    if v in deleted and "deleted" not in rec and not dry_run:
+                rec = self._read_record(name, v)  # corrupt -> error before anything is deleted: gc never guesses
+                if v in deleted or rec.deleted is not None:
+                    dead_uploads[name].add(rec.upload)
+                    if v in deleted and rec.deleted is None and not dry_run:
                         self._finish_delete(name, v, rec)  # a previous gc was interrupted
                 else:
                     records[name][v] = rec
@@ -346,13 +355,9 @@ class FsspecRegistry(ArtifactRegistry):
             if node in marked or node[1] not in records.get(node[0], {}):
                 continue
             marked.add(node)
-            for parent in records[node[0]][node[1]].get("lineage", ()):
-                try:
-                    pr = parse_ref(parent)
-                except ArtifactError:
-                    continue
-                if pr.version is not None:
-                    roots.append((pr.name, pr.version))
+            for parent in records[node[0]][node[1]].lineage:
+                pr = parse_ref(parent)  # pinned: checked when the record was read
+                roots.append((pr.name, pr.version))  # type: ignore[arg-type]
 
         # sweep versions
         for name, by_version in records.items():
@@ -361,7 +366,7 @@ class FsspecRegistry(ArtifactRegistry):
                     report.kept_versions.append(f"{name}:v{v}")
                     continue
                 report.deleted_versions.append(f"{name}:v{v}")
-                dead_uploads[name].add(rec["upload"])
+                dead_uploads[name].add(rec.upload)
                 if not dry_run:
                     self.store.write_atomic(deleted_marker_path(name, v), now().isoformat().encode())
                     self._finish_delete(name, v, rec)
@@ -369,12 +374,16 @@ class FsspecRegistry(ArtifactRegistry):
         # sweep staging areas
         host = socket.gethostname()
         for name in all_names:
-            live_uploads = {rec["upload"] for v, rec in records[name].items() if (name, v) in marked}
+            live_uploads = {rec.upload for v, rec in records[name].items() if (name, v) in marked}
             for uid in self.store.listdir(f"{name}/uploads"):
-                if uid in live_uploads:
-                    continue
+                if uid in live_uploads or not _plain(uid):
+                    continue  # a name we never write (control characters...): not ours to judge
                 upload = self._upload_dir(name, uid)
-                if uid in dead_uploads[name] or self._stale(upload, host, staging_grace_s):
+                try:
+                    stale = uid in dead_uploads[name] or self._stale(upload, host, staging_grace_s)
+                except ArtifactError:
+                    stale = True  # a link planted in uploads/: removed itself, its target untouched
+                if stale:
                     report.removed_staging.append(self.store.uri(upload))
                     if not dry_run:
                         self.store.remove_tree(upload)
@@ -382,9 +391,9 @@ class FsspecRegistry(ArtifactRegistry):
                     report.skipped_staging.append(self.store.uri(upload))
         return report
 
-    def _finish_delete(self, name: str, version: int, rec: Mapping[str, Any]) -> None:
+    def _finish_delete(self, name: str, version: int, rec: VersionRecord) -> None:
         self.store.write_atomic(record_path(name, version), encode_tombstone(rec, now()))
-        self.store.remove_tree(self._upload_dir(name, rec["upload"]))
+        self.store.remove_tree(self._upload_dir(name, rec.upload))
 
     def _stale(self, upload: str, host: str, grace_s: float) -> bool:
         """Is this staging area abandoned? Dead writer on this host, or older than grace."""
@@ -411,6 +420,14 @@ class FsspecRegistry(ArtifactRegistry):
             start = _pid_start(marker["pid"])
             if start is None or (marker.get("pid_start") and start != marker["pid_start"]):
                 return True  # writer process is gone (or the pid was reused)
+        return False
+
+
+def _plain(entry: str) -> bool:
+    try:
+        check_component(entry, "upload")
+        return True
+    except ArtifactError:
         return False
 
 

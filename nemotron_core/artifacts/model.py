@@ -25,7 +25,8 @@ from typing import Any
 
 from nemotron_core.errors import ArtifactError
 
-from .refs import pinned_ref
+from .pathcheck import check_component, check_rel_path
+from .refs import check_name, parse_ref, pinned_ref
 
 SCHEMA = 1
 
@@ -74,6 +75,12 @@ class ArtifactVersion:
     created: dt.datetime | None = None
     aliases: tuple[str, ...] = ()  # filled by list/show; not part of the identity
     backend: str = ""  # "file", "s3", "memory", "wandb"
+    problem: str | None = None  # set (by list) for a version whose record cannot be read: not usable
+
+    @classmethod
+    def unreadable(cls, name: str, version: int, problem: str, backend: str = "") -> ArtifactVersion:
+        """A listing entry for a version whose record is corrupt or unreadable (shown, never used)."""
+        return cls(name=name, version=version, digest="corrupt", uri="", backend=backend, problem=problem)
 
     @property
     def pending(self) -> bool:
@@ -131,6 +138,7 @@ class ArtifactVersion:
             "files": len(self.files),
             "lineage": list(self.lineage),
             "metadata": dict(self.metadata),
+            **({"problem": self.problem} if self.problem else {}),
         }
 
 
@@ -169,55 +177,116 @@ def encode_record(
     return json.dumps(record, indent=1, sort_keys=False).encode()
 
 
-def encode_tombstone(record: Mapping[str, Any], deleted: dt.datetime) -> bytes:
-    stone = {k: record[k] for k in ("schema", "name", "version", "upload", "digest", "created") if k in record}
+def encode_tombstone(record: VersionRecord, deleted: dt.datetime) -> bytes:
+    stone = record.to_json()
     stone["deleted"] = deleted.isoformat()
     return json.dumps(stone, indent=1).encode()
 
 
-def decode_record(data: bytes, where: str) -> dict[str, Any]:
-    """Parse and validate a version record; ArtifactError names the file when corrupt."""
-    fix = "restore it from a backup, or delete it to drop that version"
-    try:
-        rec = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"corrupt version record {where}: not JSON ({exc.msg if hasattr(exc, 'msg') else exc}); {fix}") from None
-    if not isinstance(rec, dict):
-        raise ArtifactError(f"corrupt version record {where}: expected a JSON object; {fix}")
-    for key, typ in (("name", str), ("version", int), ("upload", str), ("digest", str), ("created", str)):
-        if not isinstance(rec.get(key), typ) or isinstance(rec.get(key), bool):
-            raise ArtifactError(f"corrupt version record {where}: field {key!r} missing or not a {typ.__name__}; {fix}")
-    if "deleted" in rec:
-        return rec
-    if not isinstance(rec.get("files"), list) or not isinstance(rec.get("metadata"), dict) \
-            or not isinstance(rec.get("lineage"), list):
-        raise ArtifactError(f"corrupt version record {where}: files/metadata/lineage missing or of the wrong type; {fix}")
-    try:
-        files = [ArtifactFile(str(f["path"]), int(f["size"]), str(f["hash"])) for f in rec["files"]]
-    except (KeyError, TypeError, ValueError):
-        raise ArtifactError(f"corrupt version record {where}: a manifest entry lacks path/size/hash; {fix}") from None
-    if manifest_digest(files) != rec["digest"]:
-        raise ArtifactError(f"corrupt manifest in {where}: its digest does not match its file list; {fix}")
-    rec["_files"] = tuple(files)
-    return rec
+@dataclass(frozen=True)
+class VersionRecord:
+    """A parsed, validated version record (`<name>/versions/vN.json`), or its tombstone.
+
+    Records live in a shared store that any writer can edit, so every field is checked
+    here, once, before anything reads, copies or deletes through it: `upload` is one plain
+    folder name (never a path), every manifest path stays below the version's folder,
+    lineage entries are pinned refs, and the digest matches the manifest.
+    """
+
+    name: str
+    version: int
+    upload: str
+    digest: str
+    created: dt.datetime
+    files: tuple[ArtifactFile, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    lineage: tuple[str, ...] = ()
+    deleted: str | None = None  # gc time, for a tombstone
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, "name": self.name, "version": self.version, "upload": self.upload,
+                "digest": self.digest, "created": self.created.isoformat()}
+
+    @classmethod
+    def parse(cls, data: bytes, where: str) -> VersionRecord:
+        """Parse and validate a record; ArtifactError (one line) names the file and the field."""
+        fix = "restore it from a backup, or delete it to drop that version"
+
+        def bad(why: str) -> ArtifactError:
+            return ArtifactError(f"corrupt version record {where}: {why}; {fix}")
+
+        try:
+            rec = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise bad(f"not JSON ({getattr(exc, 'msg', exc)})") from None
+        if not isinstance(rec, dict):
+            raise bad("expected a JSON object")
+        for key, typ in (("name", str), ("version", int), ("upload", str), ("digest", str), ("created", str)):
+            if not isinstance(rec.get(key), typ) or isinstance(rec.get(key), bool):
+                raise bad(f"field {key!r} missing or not a {typ.__name__}")
+        try:
+            check_name(rec["name"])
+            check_component(rec["upload"], "field 'upload'")
+        except ArtifactError as exc:
+            raise bad(str(exc)) from None
+        if rec["version"] < 1:
+            raise bad(f"field 'version' = {rec['version']} (versions start at 1)")
+        try:
+            created = dt.datetime.fromisoformat(rec["created"])
+        except ValueError:
+            raise bad(f"field 'created' = {rec['created'][:40]!r} is not an ISO time") from None
+        common = {"name": rec["name"], "version": rec["version"], "upload": rec["upload"],
+                  "digest": rec["digest"], "created": created}
+        if "deleted" in rec:
+            if not isinstance(rec["deleted"], str):
+                raise bad("field 'deleted' is not a string")
+            return cls(**common, deleted=rec["deleted"])
+        if not isinstance(rec.get("metadata"), dict):
+            raise bad("field 'metadata' missing or not an object")
+        if not isinstance(rec.get("lineage"), list):
+            raise bad("field 'lineage' missing or not a list")
+        lineage = []
+        for item in rec["lineage"]:
+            try:
+                ref = parse_ref(item)
+            except ArtifactError:
+                raise bad(f"field 'lineage' holds {str(item)[:60]!r}, not a pinned ref NAME:vN") from None
+            if ref.version is None:
+                raise bad(f"field 'lineage' holds {item!r}, not a pinned ref NAME:vN")
+            lineage.append(str(ref))
+        if not isinstance(rec.get("files"), list):
+            raise bad("field 'files' missing or not a list")
+        files = []
+        for entry in rec["files"]:
+            if not isinstance(entry, dict) or not isinstance(entry.get("hash"), str) \
+                    or not isinstance(entry.get("size"), int) or isinstance(entry.get("size"), bool) \
+                    or entry["size"] < 0:
+                raise bad("field 'files' has an entry without path/size/hash")
+            try:
+                path = check_rel_path(entry.get("path"), "field 'files'")
+            except ArtifactError as exc:
+                raise bad(str(exc)) from None
+            files.append(ArtifactFile(path, entry["size"], entry["hash"]))
+        if len({f.path for f in files}) != len(files):
+            raise bad("field 'files' lists a path twice")
+        if manifest_digest(files) != rec["digest"]:
+            raise ArtifactError(f"corrupt manifest in {where}: field 'digest' does not match its file list; {fix}")
+        return cls(**common, files=tuple(sorted(files, key=lambda f: f.path)), metadata=rec["metadata"],
+                   lineage=tuple(lineage))
 
 
-def version_from_record(rec: Mapping[str, Any], *, uri: str, local_path: Path | None, backend: str,
+def version_from_record(rec: VersionRecord, *, uri: str, local_path: Path | None, backend: str,
                         aliases: Iterable[str] = ()) -> ArtifactVersion:
-    try:
-        created = dt.datetime.fromisoformat(rec["created"])
-    except ValueError:
-        created = None
     return ArtifactVersion(
-        name=rec["name"],
-        version=rec["version"],
-        digest=rec["digest"],
+        name=rec.name,
+        version=rec.version,
+        digest=rec.digest,
         uri=uri,
         local_path=local_path,
-        metadata=rec.get("metadata", {}),
-        lineage=tuple(str(x) for x in rec.get("lineage", ())),
-        files=rec.get("_files", ()),
-        created=created,
+        metadata=rec.metadata,
+        lineage=rec.lineage,
+        files=rec.files,
+        created=rec.created,
         aliases=tuple(aliases),
         backend=backend,
     )

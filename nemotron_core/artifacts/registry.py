@@ -56,6 +56,19 @@ class GcReport:
         return out
 
 
+@dataclass(frozen=True)
+class VerifyResult:
+    """One line of `verify_all`: a version (or a name whose folder/aliases are broken)."""
+
+    ref: str
+    version: ArtifactVersion | None
+    problem: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
 class ArtifactRegistry(ABC):
     """Publish, resolve and manage artifact versions in one store."""
 
@@ -168,10 +181,30 @@ class ArtifactRegistry(ABC):
             for v in self.live_versions(n):
                 try:
                     av = self.load(n, v)
-                except ArtifactError:
-                    continue  # corrupt records show up in `verify`/`show`, not in listings
+                except ArtifactError as exc:  # shown as corrupt, never hidden (`verify` fails on it)
+                    av = ArtifactVersion.unreadable(n, v, str(exc), self.backend)
                 out.append(_with_aliases(av, sorted(by_version.get(v, ()))))
         return out
+
+    def verify_all(self) -> list[VerifyResult]:
+        """Verify every live version and every alias file; one result per version (problem set
+        when its record or files are corrupt/unreadable) plus one per broken name (its aliases
+        or folder unreadable). Nothing is skipped: a registry passes only when all are ok."""
+        results: list[VerifyResult] = []
+        for name in self.names():
+            try:
+                self.aliases(name)
+                versions = self.live_versions(name)
+            except ArtifactError as exc:
+                results.append(VerifyResult(name, None, str(exc)))
+                continue
+            for v in versions:
+                ref = f"{name}:v{v}"
+                try:
+                    results.append(VerifyResult(ref, self.verify(ref), None))
+                except ArtifactError as exc:
+                    results.append(VerifyResult(ref, None, str(exc)))
+        return results
 
     def show(self, ref: str) -> ArtifactVersion:
         """The version `ref` resolves to, with its aliases filled in."""

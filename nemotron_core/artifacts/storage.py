@@ -39,6 +39,8 @@ from typing import Any, BinaryIO
 
 from nemotron_core.errors import ArtifactError
 
+from .pathcheck import check_rel_path, under_root
+
 _MEMORY_LOCK = threading.Lock()
 
 
@@ -78,7 +80,8 @@ class Store(ABC):
         """Remove `rel` and everything below it; absent is fine."""
 
     @abstractmethod
-    def open_write(self, rel: str) -> contextlib.AbstractContextManager[BinaryIO]: ...
+    def open_write(self, rel: str, mode: int = 0o666) -> contextlib.AbstractContextManager[BinaryIO]:
+        """A new file (never an existing one, never through a symlink); `mode` where the store has modes."""
 
     @abstractmethod
     def open_read(self, rel: str) -> contextlib.AbstractContextManager[BinaryIO]: ...
@@ -106,8 +109,16 @@ class LocalStore(Store):
         self.root = Path(root).expanduser().resolve()
         self.root_uri = self.root.as_uri()
 
-    def _p(self, rel: str) -> Path:
-        return self.root / rel if rel else self.root
+    def _p(self, rel: str, *, follow_last: bool = True) -> Path:
+        """root/rel, refused unless it stays under the root with every symlink resolved (the
+        registry's folders are shared: a planted link must not make us read or delete elsewhere)."""
+        if not rel:
+            return self.root
+        path = self.root / check_rel_path(rel, f"artifact store {self.root_uri}")
+        if not under_root(self.root, path, follow_last=follow_last):
+            raise ArtifactError(f"{path} leads outside the artifact root {self.root} through a symlink; "
+                                f"registry folders must be real folders - remove the link")
+        return path
 
     def uri(self, rel: str) -> str:
         return self._p(rel).as_uri()
@@ -174,17 +185,18 @@ class LocalStore(Store):
         return self._p(rel).exists()
 
     def remove_tree(self, rel: str) -> None:
-        p = self._p(rel)
+        p = self._p(rel, follow_last=False)  # a link is removed, never followed
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=False, onerror=_ignore_missing)
         else:
             p.unlink(missing_ok=True)
 
     @contextlib.contextmanager
-    def open_write(self, rel: str) -> Iterator[BinaryIO]:
+    def open_write(self, rel: str, mode: int = 0o666) -> Iterator[BinaryIO]:
         p = self._p(rel)
         p.parent.mkdir(parents=True, exist_ok=True)
-        with open(p, "wb") as f:
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode & 0o666)
+        with open(fd, "wb") as f:
             yield f
 
     @contextlib.contextmanager
@@ -201,7 +213,12 @@ class LocalStore(Store):
             dirnames.sort()
             for fn in sorted(filenames):
                 full = Path(dirpath) / fn
-                out.append((full.relative_to(base).as_posix(), full.stat().st_size))
+                rel_file = full.relative_to(self.root).as_posix()
+                try:
+                    size = self._p(rel_file).stat().st_size
+                except OSError as exc:
+                    raise ArtifactError(f"{full}: cannot read ({exc.strerror}); restore the file or re-publish") from None
+                out.append((full.relative_to(base).as_posix(), size))
         return out
 
     def move_in(self, src: Path, rel: str) -> bool:
@@ -260,7 +277,7 @@ class FsspecStore(Store):
         self.root_uri = self.fs.unstrip_protocol(self.base)
 
     def _p(self, rel: str) -> str:
-        return f"{self.base}/{rel}" if rel else self.base
+        return f"{self.base}/{check_rel_path(rel, f'artifact store {self.root_uri}')}" if rel else self.base
 
     def uri(self, rel: str) -> str:
         return self.fs.unstrip_protocol(self._p(rel))
@@ -322,8 +339,8 @@ class FsspecStore(Store):
         self._fresh(path)
 
     @contextlib.contextmanager
-    def open_write(self, rel: str) -> Iterator[BinaryIO]:
-        with self.fs.open(self._p(rel), "wb") as f:
+    def open_write(self, rel: str, mode: int = 0o666) -> Iterator[BinaryIO]:
+        with self.fs.open(self._p(rel), "wb") as f:  # object stores have no modes
             yield f
 
     @contextlib.contextmanager

@@ -236,6 +236,7 @@ def test_verify_detects_changed_bytes_but_cache_key_never_reads_them(registry, m
     assert key == f"nano3-sft-model:v1@{v.digest}"
     assert reg.verify(v.ref).ref == v.ref
     files_rel = v.uri[len(reg.store.root_uri) + 1:]
+    reg.store.remove_tree(f"{files_rel}/w.bin")  # open_write only creates new files
     with reg.store.open_write(f"{files_rel}/w.bin") as f:  # same size, different bytes
         f.write(b"1" * 1000)
     assert reg.cache_key_part(v.ref) == key  # O(files): the record, not the bytes
