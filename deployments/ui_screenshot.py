@@ -9,7 +9,7 @@ rendered the run. DIR defaults to <state>/ui/<flow run id>.
 
 Chromium is Debian's (`scripts/chromium ensure`); its profile lives under the state folder and it may
 only reach 127.0.0.1 (the v2 UI asks an analytics host for its config even with analytics off).
-Facts behind the waits: ../shared/notes/prefect-ui.md.
+The v1 UI renders task-run artifact cards only once scrolled into view: hence the tall viewport.
 """
 
 from __future__ import annotations

@@ -5,7 +5,6 @@ but leptonai 0.47.x ships those modules as `leptonai.api.v2...`. Older leptonai 
 still has `api.v1` pins starlette<1, which cannot sit beside prefect 3.9. So, before
 nemo_run is imported, we serve `leptonai.api.v1[.x]` as the installed `leptonai.api.v2[.x]`
 (only when v1 is genuinely missing). Drop this when nemo-run imports leptonai v2 itself.
-See ../shared/notes/stack.md ("nemo-run 0.11.1 does not import with leptonai 0.47.x").
 
 Also, `import_nemo_run()` keeps torch out of that import (see its docstring): the flow
 process that only builds executors stays at about half the memory.

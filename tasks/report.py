@@ -1,8 +1,9 @@
 """What a stage shows in the Prefect UI: a summary table, its curves, links.
 
 Per stage: a table artifact (config, resources, job id, state, duration, artifact version),
-the loss/reward curves from the trainer's metrics.jsonl as an embedded PNG (a markdown
-artifact renders cleanly in both Prefect UIs; see shared/notes/prefect-ui.md), and links
+the loss/reward curves from the trainer's metrics.jsonl as an embedded PNG (and, for a
+mixture-of-experts model, the tokens per expert per layer as a heatmap PNG; a markdown
+artifact with a data: URI PNG renders in both Prefect UIs, unsanitized), and links
 to the job dir and the W&B run. Outside a Prefect run these are no-ops, so the steps in
 tasks/stage.py also work from plain Python.
 """
@@ -71,6 +72,37 @@ def curves_png(rows: list[dict[str, Any]], title: str) -> bytes | None:
     return buf.getvalue()
 
 
+def experts_png(rows: list[dict[str, Any]], title: str) -> bytes | None:
+    """Mixture-of-experts utilisation: each expert's share of its layer's routed tokens, per MoE
+    layer, over the first and last logged windows (heatmaps; an even split is 1/experts, a collapsed
+    router shows one bright cell per row). None when the run logged no `expert_tokens`."""
+    windows = [r for r in rows if isinstance(r.get("expert_tokens"), list) and r["expert_tokens"]]
+    if not windows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    picks = [windows[0], windows[-1]] if len(windows) > 1 else [windows[0]]
+    fig, axes = plt.subplots(1, len(picks), figsize=(3.4 * len(picks) + 0.8, 3.0), dpi=100, squeeze=False,
+                             layout="constrained")
+    image = None
+    for ax, row in zip(axes[0], picks):
+        share = [[c / max(1, sum(layer)) for c in layer] for layer in row["expert_tokens"]]
+        image = ax.imshow(share, aspect="auto", cmap="viridis", vmin=0.0, vmax=max(max(s) for s in share))
+        ax.set_title(f"step {row['step']} (imbalance {row.get('expert_imbalance', '-')})", fontsize=9)
+        ax.set_xlabel("expert")
+        ax.set_ylabel("MoE layer")
+        ax.set_yticks(range(len(share)))
+    fig.colorbar(image, ax=list(axes[0]), label="share of tokens")
+    fig.suptitle(title, fontsize=9)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
 def stage_report(job, handle, ref: str, result: dict[str, Any], metrics: list[dict[str, Any]]) -> None:
     if not in_prefect_run():
         return
@@ -97,6 +129,11 @@ def stage_report(job, handle, ref: str, result: dict[str, Any], metrics: list[di
         data = base64.b64encode(png).decode()
         create_markdown_artifact(f"### {name} curves ({ref})\n\n![curves](data:image/png;base64,{data})\n",
                                  key=f"{_key(name)}-curves", description=f"{name} training curves")
+    png = experts_png(metrics, f"{name}: expert utilisation ({ref})")
+    if png:
+        data = base64.b64encode(png).decode()
+        create_markdown_artifact(f"### {name} expert utilisation ({ref})\n\n![experts](data:image/png;base64,{data})\n",
+                                 key=f"{_key(name)}-experts", description=f"{name} tokens per expert per MoE layer")
     job_dir = handle.job_dir if handle is not None else job.job_dir
     create_link_artifact(f"file://{job_dir}", link_text=f"{name} job dir", key=f"{_key(name)}-job-dir")
     wandb = (result or {}).get("wandb") or {}

@@ -16,7 +16,7 @@ import pytest
 from tests.flows.helpers import REPO, flow_state, job_dirs, registry, run_flow
 
 # Short trainer runs: this checks orchestration, not learning (tests/recipes checks that). One thread:
-# two OpenMP threads on a shared 2-core machine run many times slower (tiny-training.md §0).
+# two OpenMP threads on a shared 2-core machine run many times slower (measured: 5-13x).
 FAST = {
     "pretrain": ["train.max_steps=40", "eval.interval=20", "checkpoint.interval=20", "log.interval=10",
                  "runtime.threads=1"],
