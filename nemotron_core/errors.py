@@ -2,7 +2,8 @@
 
 Every user-facing failure (bad runspec, bad config key, unknown profile, missing
 artifact...) raises a `NemotronError` subclass whose message is one line naming the
-file/key/value and the fix. The CLI prints it without a traceback and exits 2.
+file/key/value and the fix, with the values of secret environment variables redacted
+(secrets.redact_text). The CLI prints it without a traceback and exits 2.
 """
 
 from __future__ import annotations
@@ -17,8 +18,12 @@ class NemotronError(Exception):
     exit_code = 2
 
     def __init__(self, message: str):
+        from nemotron_core.secrets import redact_text
+
         # One line, always: wrapped library messages (YAML, TOML) may carry newlines.
-        super().__init__(" ".join(str(message).split()))
+        # Never a secret value: a message may quote user input that holds a token
+        # (`no artifact named '<token>'`), so every known secret value is replaced.
+        super().__init__(redact_text(" ".join(str(message).split())))
 
 
 class RunspecError(NemotronError):

@@ -19,6 +19,11 @@ working directory to the project root (the first folder with pyproject.toml or .
 A built-in `local` profile works with no file at all; a `[local]` table in the file is
 merged over it. Secrets are referenced by environment variable name (`*_env` keys,
 `secrets = ["HF_TOKEN"]`); values of secret-named keys are redacted in written files.
+
+The whole file is validated when loaded (profile_schema.py): unknown keys (with the
+nearest known one), wrong types, control characters and bad env var names are one-line
+ProfileErrors. Names a profile declares secret are registered with secrets.py, so their
+values are redacted from every error message.
 """
 
 from __future__ import annotations
@@ -30,8 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nemotron_core.errors import ProfileError, did_you_mean, one_of
-from nemotron_core.secrets import redact
+from nemotron_core.errors import ProfileError, did_you_mean
+from nemotron_core.secrets import REDACTED, declare_secret_names, is_secret_name, redact
 
 SPECIAL_SECTIONS = ("wandb", "artifacts", "cache", "cli")
 EXECUTORS = ("local", "slurm", "ray", "docker", "dgxcloud", "lepton", "skypilot")
@@ -53,8 +58,24 @@ class Profile:
     def get(self, key: str, default: Any = None) -> Any:
         return self.data.get(key, default)
 
+    def secret_names(self) -> list[str]:
+        """Env vars this profile declares secret: `secrets` and `wandb.api_key_env`."""
+        names = list(self.data.get("secrets") or [])
+        wandb = self.data.get("wandb")
+        if isinstance(wandb, dict) and wandb.get("api_key_env"):
+            names.append(str(wandb["api_key_env"]))
+        return names
+
     def redacted(self) -> dict[str, Any]:
-        return redact(self.data)
+        """The profile as job.yaml records it: secret-named keys, and `env` entries that are
+        secrets (named like one or declared in `secrets`), show REDACTED."""
+        data = redact(self.data)
+        declared = set(self.secret_names())
+        for table in ("env", "env_vars"):
+            if isinstance(data.get(table), dict):
+                data[table] = {k: (REDACTED if (is_secret_name(k) or k in declared) and v not in (None, "") else v)
+                               for k, v in data[table].items()}
+        return data
 
 
 @dataclass(frozen=True)
@@ -92,19 +113,36 @@ def find_env_file(start: Path | None = None) -> Path | None:
 
 
 def parse_env_text(text: str, source: str = "env.toml") -> EnvFile:
+    """Parse and validate env.toml text (profile_schema.py: unknown keys, types, control characters)."""
+    from nemotron_core.profile_schema import validate_env
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ProfileError(f"{source}: invalid TOML: {e}") from None
+    except RecursionError:  # tomllib parses nested arrays/tables recursively
+        raise ProfileError(f"{source}: invalid TOML: values nest too deeply") from None
     profiles, sections = {}, {}
     for key, value in data.items():
         if not isinstance(value, dict):
             raise ProfileError(f"{source}: top-level key '{key}' = {value!r}: profiles and sections must be "
                                f"tables, e.g. [{key}]")
         (sections if key in SPECIAL_SECTIONS else profiles)[key] = value
-    for name, table in profiles.items():
-        _validate_profile(source, name, table)
+    validate_env(data, source, SPECIAL_SECTIONS)
+    _declare_secrets(profiles, sections)
     return EnvFile(path=Path(source) if source != "env.toml" else None, profiles=profiles, sections=sections)
+
+
+def _declare_secrets(profiles: dict[str, dict[str, Any]], sections: dict[str, dict[str, Any]]) -> None:
+    """Every variable any profile or section declares secret is one, for redaction everywhere."""
+    names: list[str] = []
+    for table in profiles.values():
+        names.extend(table.get("secrets") or [])
+        if isinstance(table.get("wandb"), dict):
+            names.append(table["wandb"].get("api_key_env"))
+    for section in ("wandb", "artifacts"):  # [artifacts] backend = "wandb" may name its key variable
+        names.append(sections.get(section, {}).get("api_key_env"))
+    declare_secret_names(n for n in names if isinstance(n, str))
 
 
 def load_env(path: Path | None = None, *, start: Path | None = None) -> EnvFile:
@@ -118,19 +156,6 @@ def load_env(path: Path | None = None, *, start: Path | None = None) -> EnvFile:
         raise ProfileError(f"{path}: cannot read env file: {e}") from None
     env = parse_env_text(text, str(path))
     return EnvFile(path=Path(path), profiles=env.profiles, sections=env.sections)
-
-
-def _validate_profile(source: str, name: str, table: dict[str, Any]) -> None:
-    ext = table.get("extends")
-    if ext is not None and not (isinstance(ext, str) or (isinstance(ext, list) and all(isinstance(e, str) for e in ext))):
-        raise ProfileError(f"{source}: [{name}] extends = {ext!r} must be a profile name or a list of names")
-    executor = table.get("executor")
-    if executor is not None and executor not in EXECUTORS:
-        raise ProfileError(f"{source}: [{name}] executor = {executor!r} is not one of {one_of(EXECUTORS)}"
-                           f"{did_you_mean(str(executor), EXECUTORS)}")
-    secrets = table.get("secrets")
-    if secrets is not None and not (isinstance(secrets, list) and all(isinstance(s, str) for s in secrets)):
-        raise ProfileError(f"{source}: [{name}] secrets = {secrets!r} must be a list of environment variable names")
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -11,11 +11,20 @@ Two rules, because environment variables and config keys are named differently:
   `tokenizer_path`, `max_tokens` and `content_key` are ordinary keys. Keys ending in `_env`
   hold the *name* of an environment variable (`api_key_env = "WANDB_API_KEY"`), not a secret.
 Values of secret keys are redacted in job.yaml, displays and Prefect parameters.
+
+A *value* is secret when it is the value of a secret environment variable: one named like
+a secret, or one an env.toml profile declares (`secrets = ["DB_PASS"]`, `api_key_env`),
+whatever its name. `declare_secret_names` records the declared names (env.toml loading
+does it for every profile), `secret_values` lists the values present in this process's
+environment, and `redact_text` replaces them in any text; every NemotronError message
+goes through it, so an error can never echo a token.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 REDACTED = "***REDACTED***"
@@ -37,11 +46,21 @@ def _words(name: str) -> list[str]:
     return [w for w in re.split(r"[^A-Za-z0-9]+", name.lower()) if w]
 
 
+#: `eos_token_id`, `pad_token`, `token_count`: a token *of a tokenizer*, or a number about
+#: one, is an ordinary value (an id or a count is never the credential itself).
+_TOKENIZER_WORDS = {"pad", "bos", "eos", "unk", "sep", "cls", "mask", "special"}
+_NOT_SECRET_LAST = {"id", "ids", "count", "len", "length", "size", "limit", "num", "type"}
+
+
 def is_secret_key(name: str) -> bool:
     """Is this config/profile key's value a secret? (word-based; see module docstring)"""
     if str(name).lower().endswith(_REFERENCE_SUFFIXES):
         return False
     words = _words(name)
+    if len(words) > 1 and words[-1] in _NOT_SECRET_LAST:
+        return False
+    if any(w == "token" and i > 0 and words[i - 1] in _TOKENIZER_WORDS for i, w in enumerate(words)):
+        return False
     if any(w in _SECRET_WORDS for w in words):
         return True
     return words == ["key"] or any(w == "key" and i > 0 and words[i - 1] in _KEY_QUALIFIERS
@@ -55,3 +74,37 @@ def redact(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [redact(v) for v in obj]
     return obj
+
+
+# --------------------------------------------------------------------------- secret values
+
+#: Shorter values are not redacted in text: "1" or "true" would garble every message.
+MIN_SECRET_LEN = 6
+_declared: set[str] = set()
+
+
+def declare_secret_names(names: Iterable[str]) -> None:
+    """Treat these environment variables as secrets from now on (env.toml `secrets`, `api_key_env`)."""
+    _declared.update(str(n) for n in names if n)
+
+
+def secret_env_names(environ: Mapping[str, str] | None = None, extra: Iterable[str] = ()) -> set[str]:
+    """Names of the secret variables: named like one in `environ`, declared, or in `extra`."""
+    env = os.environ if environ is None else environ
+    return {k for k in env if is_secret_name(k)} | _declared | {str(n) for n in extra}
+
+
+def secret_values(environ: Mapping[str, str] | None = None, extra: Iterable[str] = (),
+                  min_len: int = MIN_SECRET_LEN) -> dict[str, str]:
+    """{value: name} of every secret variable set in `environ` (default: this process's)."""
+    env = os.environ if environ is None else environ
+    return {env[n]: n for n in sorted(secret_env_names(env, extra)) if len(env.get(n) or "") >= min_len}
+
+
+def redact_text(text: str, environ: Mapping[str, str] | None = None) -> str:
+    """`text` with every secret value of the environment replaced by REDACTED."""
+    values = secret_values(environ)
+    for value in sorted(values, key=len, reverse=True):  # longest first: one secret may contain another
+        if value in text:
+            text = text.replace(value, REDACTED)
+    return text

@@ -17,18 +17,22 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import re
 import secrets as _secrets
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from nemotron_core.errors import ConfigError, NemotronError, find_cause
-from nemotron_core.secrets import REDACTED, is_secret_key, is_secret_name
+from nemotron_core.secrets import REDACTED, is_secret_key, secret_env_names, secret_values
 
 MODES = ("local", "run", "batch")
+#: A written value equal to a secret this long or longer refuses the run (shorter ones, such
+#: as TOKENIZERS_PARALLELISM=false, would match ordinary words and paths).
+SCAN_MIN_LEN = 8
 
 
 def git_info(path: Path) -> dict[str, Any]:
@@ -45,74 +49,127 @@ def git_info(path: Path) -> dict[str, Any]:
     return {"commit": commit, "dirty": bool(dirty) if dirty is not None else None}
 
 
-def _check_secret_literals(cfg: Any, path: str = "") -> None:
-    """A secret-named key in a config may only hold an env reference, never a value."""
-    if isinstance(cfg, dict):
-        for k, v in cfg.items():
-            here = f"{path}.{k}" if path else str(k)
-            if is_secret_key(k) and isinstance(v, str) and v and not v.startswith("${oc.env:") and v != REDACTED:
-                raise ConfigError(f"config key '{here}' holds a secret value; write ${{oc.env:VAR}} "
-                                  f"instead and export VAR (secrets never go into job.yaml)")
-            _check_secret_literals(v, here)
-    elif isinstance(cfg, list):
-        for i, v in enumerate(cfg):
-            _check_secret_literals(v, f"{path}.{i}")
+_RESOLVER = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*:")
+_HARMLESS = (None, "", REDACTED, "???", True, False)
 
 
-def _check_secret_values(plain: Any) -> None:
-    """No resolved value may equal a secret env var's value (a leak through a plain key)."""
-    secrets = {v: k for k, v in os.environ.items() if is_secret_name(k) and len(v) >= 8}
-    if not secrets:
-        return
-
-    def walk(node: Any, path: str) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(v, f"{path}.{k}" if path else str(k))
-        elif isinstance(node, list):
-            for i, v in enumerate(node):
-                walk(v, f"{path}.{i}")
-        elif isinstance(node, str) and any(s in node for s in secrets):
-            var = next(secrets[s] for s in secrets if s in node)
-            raise ConfigError(f"config key '{path}' resolves to the value of the secret ${var}; "
-                              f"put the reference under a secret-named key (e.g. {path.rsplit('.', 1)[-1]}_token) "
-                              f"so it stays unresolved in job.yaml")
-
-    walk(plain, "")
+def _describe(value: Any) -> str:
+    return "text" if isinstance(value, str) else type(value).__name__
 
 
-def resolve_train_config(train: DictConfig, *, remote: bool = False):
-    """Resolve all interpolations, except `${oc.env:...}` under secret-named keys.
+def _check_kept(expr: str, path: str) -> None:
+    """A kept expression is resolved by the job, which only has OmegaConf's own `oc.*` resolvers."""
+    custom = [r for r in _RESOLVER.findall(expr) if not r.startswith("oc.")]
+    if custom:
+        raise ConfigError(f"config key '{path}' reads a secret through ${{{custom[0]}:...}}; a secret reference "
+                          f"may only use ${{oc.env:VAR}} (optionally inside other oc.* resolvers)")
 
-    Returns (plain dict, Resolution with pinned artifacts and mounts).
+
+def _hide_secret_keys(node: Any, path: str, under_secret: bool, kept: dict[tuple, str], at: tuple = ()) -> Any:
+    """Values under secret-named keys: interpolations are kept for the job, literals refused.
+
+    Every leaf under a secret-named key (`api_key`, `db.password`, a list or table under
+    `credentials`) must be empty, a bool, or an interpolation such as `${oc.env:VAR}`.
+    Interpolations are replaced by REDACTED for this process's resolution and put back,
+    unresolved, into job.yaml/train.yaml (`kept`); the job resolves them from its environment.
     """
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            here = f"{path}.{k}" if path else str(k)
+            out[k] = _hide_secret_keys(v, here, under_secret or is_secret_key(k), kept, (*at, k))
+        return out
+    if isinstance(node, list):
+        return [_hide_secret_keys(v, f"{path}.{i}", under_secret, kept, (*at, i)) for i, v in enumerate(node)]
+    if not under_secret or any(node is h or (isinstance(node, str) and node == h) for h in _HARMLESS):
+        return node
+    if isinstance(node, str) and "${" in node:
+        _check_kept(node, path)
+        kept[at] = node
+        return REDACTED
+    raise ConfigError(f"config key '{path}' is named like a secret and holds a literal value ({_describe(node)}); "
+                      f"write ${{oc.env:VAR}} and export VAR: the job reads secrets from its environment, "
+                      f"they are never written into job.yaml")
+
+
+def _keep_secret_reads(raw: Any, plain: Any, path: str, at: tuple, kept: dict[tuple, str]) -> Any:
+    """Where a resolved value holds a secret marker, keep the expression as written instead."""
+    from nemotron_core.config.resolvers import holds_secret_marker
+
+    if isinstance(raw, str) and "${" in raw and _contains(plain, holds_secret_marker):
+        _check_kept(raw, path)
+        kept[at] = raw
+        return raw
+    if isinstance(plain, dict) and isinstance(raw, dict):
+        return {k: _keep_secret_reads(raw.get(k), v, f"{path}.{k}" if path else str(k), (*at, k), kept)
+                for k, v in plain.items()}
+    if isinstance(plain, list) and isinstance(raw, list) and len(raw) == len(plain):
+        return [_keep_secret_reads(r, v, f"{path}.{i}", (*at, i), kept) for i, (r, v) in enumerate(zip(raw, plain))]
+    if _contains(plain, holds_secret_marker):  # no expression of its own to keep (cannot happen in practice)
+        raise ConfigError(f"config key '{path}' reads a secret variable in a way that cannot be kept "
+                          f"unresolved; write ${{oc.env:VAR}} as that key's whole value")
+    return plain
+
+
+def _contains(node: Any, pred) -> bool:
+    if isinstance(node, dict):
+        return any(_contains(v, pred) for v in node.values())
+    if isinstance(node, list):
+        return any(_contains(v, pred) for v in node)
+    return pred(node)
+
+
+def _check_secret_values(tree: Any, values: dict[str, str], path: str = "") -> None:
+    """No value written (any type, any key, provenance included) may hold a secret's value."""
+    if not values:
+        return
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            _check_secret_values(v, values, f"{path}.{k}" if path else str(k))
+    elif isinstance(tree, (list, tuple)):
+        for i, v in enumerate(tree):
+            _check_secret_values(v, values, f"{path}.{i}")
+    elif tree is not None and not isinstance(tree, bool):
+        text = str(tree)
+        var = next((name for value, name in values.items() if value in text), None)
+        if var:
+            raise ConfigError(f"config key '{path}' holds the value of the secret ${var}; write ${{oc.env:{var}}} "
+                              f"instead: the job reads it from its environment, it is never written into job.yaml")
+
+
+def _set(tree: Any, at: tuple, value: Any) -> None:
+    for part in at[:-1]:
+        tree = tree[part]
+    tree[at[-1]] = value
+
+
+def resolve_train_config(train: DictConfig, *, remote: bool = False, secret_names: Iterable[str] = ()):
+    """Resolve all interpolations, except those that read a secret.
+
+    Kept unresolved (as written), for the job to resolve from its environment:
+    - interpolations under secret-named keys (`api_key: ${oc.env:WANDB_API_KEY}`);
+    - any value whose resolution reads a secret variable through `oc.env`, however nested
+      (`${oc.decode:${oc.env:DB_PASS}}`, `"postgres://u:${oc.env:DB_PASS}@db"`): a variable
+      named like a secret, declared by the profile (`secret_names`), or declared in env.toml.
+    Literal values under secret-named keys, and any value equal to a secret variable's
+    value, are refused. Returns (plain dict, Resolution with pinned artifacts and mounts).
+    """
+    from nemotron_core.config.bounds import check_interpolations
     from nemotron_core.config.resolvers import resolution_scope
 
     raw = OmegaConf.to_container(train, resolve=False)
-    _check_secret_literals(raw)
-    kept: dict[str, str] = {}
-
-    def hide(node: Any, path: str = "") -> Any:  # keep secret env refs unresolved
-        if isinstance(node, dict):
-            out = {}
-            for k, v in node.items():
-                here = f"{path}.{k}" if path else str(k)
-                if is_secret_key(k) and isinstance(v, str) and v.startswith("${oc.env:"):
-                    kept[here] = v
-                    out[k] = REDACTED
-                else:
-                    out[k] = hide(v, here)
-            return out
-        if isinstance(node, list):
-            return [hide(v, f"{path}.{i}") for i, v in enumerate(node)]
-        return node
-
-    cfg = OmegaConf.create(hide(raw))
-    with resolution_scope(remote=remote) as res:
+    check_interpolations(raw)  # reference chains, cycles and string bombs: refused before resolving
+    kept: dict[tuple, str] = {}
+    cfg = OmegaConf.create(_hide_secret_keys(raw, "", False, kept))
+    names = secret_env_names(extra=secret_names)
+    with resolution_scope(remote=remote, secret_names=names) as res:
         try:
             plain = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
         except NemotronError:
             raise
+        except RecursionError:
+            raise ConfigError("config: interpolations nest too deeply (a chain or cycle of ${...} references); "
+                              "shorten the chain") from None
         except Exception as e:  # omegaconf's interpolation / missing-value errors
             cause = find_cause(e)
             if cause:
@@ -120,10 +177,11 @@ def resolve_train_config(train: DictConfig, *, remote: bool = False):
             first = str(e).splitlines()[0]
             key = getattr(e, "full_key", None)
             raise ConfigError(f"config key '{key}': {first}" if key else f"config: {first}") from None
-    _check_secret_values(plain)
-    for dotted, ref in kept.items():
-        OmegaConf.update(node := OmegaConf.create(plain), dotted, ref, merge=False)
-        plain = OmegaConf.to_container(node, resolve=False)
+    if res.secrets_read:
+        plain = _keep_secret_reads(raw, plain, "", (), kept)
+    _check_secret_values(plain, secret_values(extra=secret_names, min_len=SCAN_MIN_LEN))
+    for at, expr in kept.items():
+        _set(plain, at, expr)
     return plain, res
 
 
@@ -138,7 +196,8 @@ def build_job_config(train: DictConfig, *, spec, mode: str = "local", profile=No
     if "run" in train:
         raise ConfigError("a recipe config must not have a top-level 'run' key: it is reserved for job provenance")
     remote = (mode != "local") if remote is None else remote
-    plain, res = resolve_train_config(train, remote=remote)
+    declared = tuple(profile.secret_names()) if hasattr(profile, "secret_names") else ()
+    plain, res = resolve_train_config(train, remote=remote, secret_names=declared)
     script = Path(spec.script_path)
     run = {
         "mode": mode,
@@ -158,6 +217,7 @@ def build_job_config(train: DictConfig, *, spec, mode: str = "local", profile=No
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "version": __version__,
     }
+    _check_secret_values(run, secret_values(extra=declared, min_len=SCAN_MIN_LEN), "run")  # argv, passthrough, profile
     return OmegaConf.create({**plain, "run": run})
 
 
@@ -183,18 +243,39 @@ def extract_train_config(job: DictConfig, for_remote: bool = False, *, code_root
 
 
 def _atomic_write(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temp file created 0600 (configs may name private paths)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o600)  # O_CREAT's mode does not apply to a temp file left by a crash
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def save_configs(job: DictConfig, train: DictConfig, job_dir: Path) -> tuple[Path, Path]:
-    """Write job.yaml and train.yaml (each atomically) into `job_dir`; return both paths."""
+    """Write job.yaml and train.yaml (each atomically, mode 0600) into `job_dir`; return both paths.
+
+    The job dir is created 0700. Last line of defence: if the text to write holds the value of
+    a secret variable of this environment, nothing is written.
+    """
     job_dir = Path(job_dir)
-    job_dir.mkdir(parents=True, exist_ok=True)
+    if not job_dir.is_dir():
+        job_dir.parent.mkdir(parents=True, exist_ok=True)
+        job_dir.mkdir(mode=0o700, exist_ok=True)
     job_path, train_path = job_dir / "job.yaml", job_dir / "train.yaml"
-    _atomic_write(job_path, OmegaConf.to_yaml(job))
-    _atomic_write(train_path, OmegaConf.to_yaml(train))
+    texts = {job_path: OmegaConf.to_yaml(job), train_path: OmegaConf.to_yaml(train)}
+    values = secret_values(min_len=SCAN_MIN_LEN)
+    for path, text in texts.items():
+        name = next((n for v, n in values.items() if v in text), None)
+        if name:
+            raise ConfigError(f"{path.name} would hold the value of the secret ${name}; reference it as "
+                              f"${{oc.env:{name}}} (the job reads it from its environment); nothing was written")
+    for path, text in texts.items():
+        _atomic_write(path, text)
     return job_path, train_path
 
 

@@ -60,16 +60,21 @@ def _exists(cfg, key: str) -> bool:
 
 
 def _parse_value(text: str, item: str, source: str):
+    """The override's value as YAML, through the same bounded loader as config files."""
     import yaml
+
+    from nemotron_core.config.loader import YamlBoundsError, check_yaml_size, yaml_loader
 
     if text == "":
         return ""
-    from nemotron_core.config.loader import yaml_loader
-
     try:
+        check_yaml_size(text)
         return yaml.load(text, Loader=yaml_loader())
+    except YamlBoundsError as e:
+        raise ConfigError(f"override '{_shown(item)}' ({source}): YAML refused: {e}") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"override '{item}' ({source}): value {text!r} is not valid YAML: "
+        shown = "the value" if _shown(item) != item else f"value {text!r}"
+        raise ConfigError(f"override '{_shown(item)}' ({source}): {shown} is not valid YAML: "
                           f"{getattr(e, 'problem', e)}; quote it") from None
 
 
@@ -83,7 +88,7 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str], source: str = "co
             key = item[1:].split("=", 1)[0]
             _check_key(key, item)
             if not _exists(cfg, key):
-                raise ConfigError(f"override '{item}': cannot remove '{key}', it is not in the config{_near(key, cfg)}")
+                raise ConfigError(f"override '{_shown(item)}': cannot remove '{key}', it is not in the config{_near(key, cfg)}")
             parent_key, _, leaf = key.rpartition(".")
             parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
             if isinstance(parent, ListConfig):
@@ -94,27 +99,37 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str], source: str = "co
         add = item.startswith("+")
         body = item[1:] if add else item
         if "=" not in body:
-            raise ConfigError(f"override '{item}': expected key=value (or +key=value to add, ~key to remove)")
+            raise ConfigError(f"override '{_shown(item)}': expected key=value (or +key=value to add, ~key to remove)")
         key, text = body.split("=", 1)
         _check_key(key, item)
         exists = _exists(cfg, key)
         if add and exists:
-            raise ConfigError(f"override '{item}': '{key}' already exists; drop the '+' to change it")
+            raise ConfigError(f"override '{_shown(item)}': '{key}' already exists; drop the '+' to change it")
         if not add and not exists:
-            raise ConfigError(f"override '{item}': no key '{key}' in the config{_near(key, cfg)}; "
+            raise ConfigError(f"override '{_shown(item)}': no key '{key}' in the config{_near(key, cfg)}; "
                               f"use '+{key}=...' to add a new key")
         value = _parse_value(text, item, source)
         parent_key = key.rpartition(".")[0]
         if parent_key and not isinstance(OmegaConf.select(cfg, parent_key, default=None), (DictConfig, ListConfig)) \
                 and _exists(cfg, parent_key):
-            raise ConfigError(f"override '{item}': '{parent_key}' is a value, not a section")
+            raise ConfigError(f"override '{_shown(item)}': '{parent_key}' is a value, not a section")
         try:
             OmegaConf.update(cfg, key, value, merge=False, force_add=add)
         except Exception as e:
-            raise ConfigError(f"override '{item}': {str(e).splitlines()[0]}") from None
+            raise ConfigError(f"override '{_shown(item)}': {str(e).splitlines()[0]}") from None
     return cfg
+
+
+def _shown(item: str) -> str:
+    """The override as errors show it: the value of a secret-named key is never echoed."""
+    from nemotron_core.secrets import REDACTED, is_secret_key
+
+    head, eq, value = item.partition("=")
+    if eq and value and any(is_secret_key(part) for part in head.lstrip("+~").split(".")):
+        return f"{head}={REDACTED}"
+    return item if len(item) <= 120 else f"{item[:100]}... ({len(item)} characters)"
 
 
 def _check_key(key: str, item: str) -> None:
     if not _KEY.match(key):
-        raise ConfigError(f"override '{item}': '{key}' is not a valid dotted key (letters, digits, _ and -, joined by '.')")
+        raise ConfigError(f"override '{_shown(item)}': '{key}' is not a valid dotted key (letters, digits, _ and -, joined by '.')")

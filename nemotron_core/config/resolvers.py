@@ -11,6 +11,12 @@ depend on a registry backend; with none set, `${art:}` fails with a clear error.
 returns SRC for local runs and DEST (default `/nemo_run/mounts/<basename>`) for remote
 ones, and records `SRC:DEST` so the executor adds the mount.
 
+`${oc.env:NAME}` is wrapped: inside `resolution_scope(secret_names=...)`, reading a secret
+variable returns a marker (`secret_marker(NAME)`) instead of the value, whatever resolvers
+nest around it (`${oc.decode:${oc.env:DB_PASS}}`). job.py finds the marker in the resolved
+config and keeps that value's expression unresolved, so the job reads the secret from its
+own environment. Outside a scope `oc.env` behaves as OmegaConf's.
+
 Resolution happens inside `resolution_scope()`, which collects what was pinned/mounted.
 """
 
@@ -19,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import posixpath
+import secrets as _random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +48,8 @@ class Resolution:
     artifacts: dict[str, str] = field(default_factory=dict)  # ref as written -> pinned ref
     mounts: list[str] = field(default_factory=list)  # "SRC:DEST"
     pins: dict[str, str] = field(default_factory=dict)  # ref as written -> pinned (cache for one pass)
+    secret_names: frozenset[str] = frozenset()  # env vars whose value must not be resolved here
+    secrets_read: set[str] = field(default_factory=set)  # which of them the config referenced
 
 
 _current: contextvars.ContextVar[Resolution | None] = contextvars.ContextVar("nemotron_resolution", default=None)
@@ -52,11 +61,24 @@ def set_artifact_lookup(fn: ArtifactLookup | None) -> None:
     _lookup = fn
 
 
+#: Random per process, so a config cannot spell a marker by hand.
+_MARKER_PREFIX = f"__NEMOTRON_SECRET_{_random.token_hex(8)}_"
+
+
+def secret_marker(name: str) -> str:
+    """What `${oc.env:NAME}` resolves to inside a scope when NAME is a secret variable."""
+    return f"{_MARKER_PREFIX}{name}__"
+
+
+def holds_secret_marker(value: Any) -> bool:
+    return isinstance(value, str) and _MARKER_PREFIX in value
+
+
 @contextlib.contextmanager
-def resolution_scope(remote: bool = False):
+def resolution_scope(remote: bool = False, secret_names=frozenset()):
     """Collect pinned artifact versions and mounts while resolving one config."""
     register_resolvers()
-    res = Resolution(remote=remote)
+    res = Resolution(remote=remote, secret_names=frozenset(secret_names))
     token = _current.set(res)
     try:
         yield res
@@ -64,7 +86,26 @@ def resolution_scope(remote: bool = False):
         _current.reset(token)
 
 
+def _env(key: str, *default: Any) -> Any:
+    """OmegaConf's `oc.env`, except that a secret variable reads as its marker inside a scope."""
+    from omegaconf.resolvers import oc
+
+    res = _current.get()
+    if res is not None and str(key) in res.secret_names:
+        res.secrets_read.add(str(key))
+        return secret_marker(str(key))
+    return oc.env(key, *default)
+
+
+def _refuse_secret(resolver: str, value: Any) -> None:
+    if holds_secret_marker(value):
+        raise ConfigError(f"${{{resolver}:...}}: an argument reads a secret variable; secrets are only "
+                          f"read by the job from its environment, never used to build the job")
+
+
 def _art(ref: str, fld: str | None = None) -> Any:
+    _refuse_secret("art", ref)
+    _refuse_secret("art", fld)
     if not isinstance(ref, str) or not ref or fld is None:
         raise ConfigError(f"${{art:{ref}}}: expected ${{art:NAME[:VERSION],FIELD}}, e.g. ${{art:nano3-sft-model,path}}")
     if _lookup is None:
@@ -81,6 +122,8 @@ def _art(ref: str, fld: str | None = None) -> Any:
 
 
 def _auto_mount(src: str, dest: str | None = None) -> str:
+    _refuse_secret("auto_mount", src)
+    _refuse_secret("auto_mount", dest)
     if not isinstance(src, str) or not src.startswith("/"):
         raise ConfigError(f"${{auto_mount:{src}}}: the source must be an absolute host path")
     res = _current.get()
@@ -93,8 +136,15 @@ def _auto_mount(src: str, dest: str | None = None) -> str:
     return target
 
 
+_ENV_WRAPPED = False
+
+
 def register_resolvers() -> None:
-    """Register `art` and `auto_mount` with OmegaConf (idempotent)."""
+    """Register `art` and `auto_mount`, and wrap `oc.env`, with OmegaConf (idempotent)."""
+    global _ENV_WRAPPED
+    if not _ENV_WRAPPED:
+        OmegaConf.register_resolver("oc.env", _env, replace=True, annotation_validation="off")
+        _ENV_WRAPPED = True
     if not OmegaConf.has_resolver("art"):
         OmegaConf.register_resolver("art", _art, use_cache=False, annotation_validation="off")
     if not OmegaConf.has_resolver("auto_mount"):

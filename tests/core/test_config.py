@@ -134,7 +134,8 @@ def test_fuzzed_dotlists_raise_only_config_errors(lines):
 # ----------------------------------------------------------------- job config
 
 def test_job_config_records_provenance(spec):
-    env = parse_env_text('[dev]\nexecutor = "slurm"\naccount = "acc"\nwandb_api_key = "abc123"\n[dev.env]\nHF_TOKEN = "hf_live"\n')
+    env = parse_env_text('[dev]\nexecutor = "slurm"\naccount = "acc"\nsecrets = ["DB_PASS"]\n'
+                         '[dev.env]\nHF_TOKEN = "hf_live"\nDB_PASS = "db_live"\nNCCL_DEBUG = "WARN"\n')
     train = parse_config(spec.config_dir, "tiny", ["train.lr=0.5"])
     job = build_job_config(train, spec=spec, mode="batch", profile=env.profile("dev"),
                            argv=["nano3", "x", "-c", "tiny"], dotlist=["train.lr=0.5"], passthrough=["--v"],
@@ -143,8 +144,9 @@ def test_job_config_records_provenance(spec):
     assert run.mode == "batch"
     assert run.profile.name == "dev" and run.profile.executor == "slurm"
     assert run.profile.resolved.account == "acc"
-    assert run.profile.resolved.wandb_api_key == "***REDACTED***"
-    assert run.profile.resolved.env.HF_TOKEN == "***REDACTED***"
+    assert run.profile.resolved.env.HF_TOKEN == "***REDACTED***"  # named like a secret
+    assert run.profile.resolved.env.DB_PASS == "***REDACTED***"  # declared by the profile
+    assert run.profile.resolved.env.NCCL_DEBUG == "WARN"
     assert list(run.cli.dotlist) == ["train.lr=0.5"] and list(run.cli.passthrough) == ["--v"]
     assert run.cli.config == "tiny"
     assert run.recipe.name == "test/echo" and run.recipe.runspec_digest == spec.digest
@@ -160,10 +162,13 @@ def test_run_key_is_reserved(spec):
         build_job_config(OmegaConf.create({"run": 1}), spec=spec)
 
 
-def test_secret_literal_in_config_is_rejected(spec):
-    train = OmegaConf.create({"wandb": {"api_key": "literal-secret"}})
-    with pytest.raises(ConfigError, match=r"config key 'wandb.api_key' holds a secret value; write \$\{oc.env:VAR\}"):
+@pytest.mark.parametrize("value", ["literal-secret", 12345678901, 1.5, ["a", "b"], {"user": "u", "pw": "p"}])
+def test_secret_literal_in_config_is_rejected(spec, value):
+    train = OmegaConf.create({"wandb": {"api_key": value}})
+    with pytest.raises(ConfigError, match=r"config key 'wandb.api_key(\.\w+)?' is named like a secret and holds a "
+                                          r"literal value .*write \$\{oc.env:VAR\}") as e:
         build_job_config(train, spec=spec)
+    assert "12345678901" not in str(e.value) and "literal-secret" not in str(e.value)
 
 
 def test_secret_env_reference_is_kept_unresolved(spec, monkeypatch):
@@ -175,11 +180,48 @@ def test_secret_env_reference_is_kept_unresolved(spec, monkeypatch):
     assert "tok-999" not in written
 
 
-def test_secret_value_through_a_plain_key_is_rejected(spec, monkeypatch):
+@pytest.mark.parametrize("expr", ["${oc.env:MY_SECRET_TOKEN}", "${oc.decode:${oc.env:MY_SECRET_TOKEN}}",
+                                  "postgres://u:${oc.env:MY_SECRET_TOKEN}@db", "${oc.env:MY_SECRET_TOKEN,dflt}"])
+def test_a_plain_key_reading_a_secret_keeps_its_expression(spec, monkeypatch, expr):
     monkeypatch.setenv("MY_SECRET_TOKEN", "tok-999-long-value")
-    train = OmegaConf.create({"logging": {"user": "${oc.env:MY_SECRET_TOKEN}"}})
-    with pytest.raises(ConfigError, match=r"config key 'logging.user' resolves to the value of the secret \$MY_SECRET_TOKEN"):
-        build_job_config(train, spec=spec)
+    train = OmegaConf.create({"logging": {"user": expr, "plain": "${oc.env:HOME}"}})
+    job = build_job_config(train, spec=spec)
+    written = OmegaConf.to_container(job, resolve=False)
+    assert written["logging"] == {"user": expr, "plain": os.environ["HOME"]}
+    assert "tok-999" not in OmegaConf.to_yaml(job)
+    assert job.logging.user.startswith(("tok-999", "postgres://u:tok-999"))  # what the job gets when it resolves
+
+
+def test_a_profile_declared_secret_is_kept_and_its_value_never_written(spec, monkeypatch):
+    monkeypatch.setenv("DB_PASS", "hunter2-db-pass")
+    profile = parse_env_text('[p]\nsecrets = ["DB_PASS"]\n').profile("p")
+    train = OmegaConf.create({"train": {"db": "${oc.env:DB_PASS}", "via": "${train.db}"}})
+    job = build_job_config(train, spec=spec, profile=profile)
+    written = OmegaConf.to_container(job, resolve=False)["train"]
+    assert written == {"db": "${oc.env:DB_PASS}", "via": "${train.db}"}
+    assert "hunter2" not in OmegaConf.to_yaml(job)
+    with pytest.raises(ConfigError, match=r"config key 'train.db' holds the value of the secret \$DB_PASS") as e:
+        build_job_config(OmegaConf.create({"train": {"db": "hunter2-db-pass"}}), spec=spec, profile=profile)
+    assert "hunter2" not in str(e.value)
+
+
+def test_a_secret_cannot_feed_a_toolkit_resolver(spec, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_abcdefghijkl")
+    with pytest.raises(ConfigError, match=r"reads a secret through \$\{auto_mount"):
+        build_job_config(OmegaConf.create({"hf_token": "${auto_mount:/x}${oc.env:HF_TOKEN}"}), spec=spec)
+    with pytest.raises(ConfigError, match="secret") as e:
+        build_job_config(OmegaConf.create({"m": "${art:${oc.env:HF_TOKEN},path}"}), spec=spec)
+    assert "hf_abc" not in str(e.value)
+
+
+def test_interpolation_chains_fail_in_one_line(spec):
+    chain = {f"k{i}": f"${{k{i + 1}}}" for i in range(3000)}
+    chain["k3000"] = 1
+    try:
+        job = build_job_config(OmegaConf.create(chain), spec=spec)
+        assert job.k0 == 1
+    except ConfigError as e:
+        assert "\n" not in str(e)
 
 
 def test_missing_interpolation_is_a_config_error(spec):
@@ -252,6 +294,7 @@ def test_job_dirs_are_unique_and_under_the_state_folder(monkeypatch, tmp_path):
     ("tokenizer_path", False), ("max_tokens", False), ("content_key", False), ("key_storage", False),
     ("api_key", True), ("wandb_api_key", True), ("hf_token", True), ("password", True), ("apiKey", True),
     ("aws_secret_access_key", True), ("access_key", True), ("api_key_env", False),
+    ("eos_token_id", False), ("pad_token", False), ("token_count", False), ("token", True), ("auth_token", True),
 ])
 def test_secret_config_keys_are_word_based(name, secret):
     from nemotron_core.secrets import is_secret_key

@@ -97,7 +97,100 @@ def test_invalid_files(text, message):
 
 @pytest.mark.parametrize("kind", ["local", "slurm", "ray", "docker", "dgxcloud", "lepton", "skypilot"])
 def test_all_executor_kinds_pass_through(kind):
-    assert parse_env_text(f'[p]\nexecutor = "{kind}"\nx = 1\n').profile("p").data == {"executor": kind, "x": 1}
+    assert parse_env_text(f'[p]\nexecutor = "{kind}"\nnodes = 1\n').profile("p").data == {"executor": kind, "nodes": 1}
+
+
+@pytest.mark.parametrize("text,message", [
+    ('[p]\npartiton = "batch"\n', r"\[p\] unknown key 'partiton' \(did you mean 'partition'\?\)"),
+    ("[p]\ngpus_per_nod = 8\n", r"\[p\] unknown key 'gpus_per_nod' \(did you mean 'gpus_per_node'\?\)"),
+    ('[p.wandb]\nprojct = "x"\n', r"\[p\] unknown key 'wandb.projct' \(did you mean 'project'\?\)"),
+    ('[cache]\ngit_dri = "x"\n', r"\[cache\] unknown key 'git_dri' \(did you mean 'git_dir'\?\)"),
+    ('[p]\nmounts = "/a:/b"\n', r"\[p\] mounts = '/a:/b': must be a list of \"HOST:CONTAINER\" strings"),
+    ("[p]\nmounts = [1, 2]\n", r"\[p\] mounts.0 = 1: mounts must be a list of"),
+    ('[p]\nenv = "FOO=1"\n', r"\[p\] env = 'FOO=1': must be a table of NAME = value"),
+    ('[p]\nadditional_parameters = "x"\n', r"\[p\] additional_parameters = 'x': must be a table"),
+    ('[p]\nnodes = "2"\n', r"\[p\] nodes = '2': must be a non-negative integer"),
+    ('[p]\nexclusive = "yes"\n', r"\[p\] exclusive = 'yes': must be true or false"),
+    ('[p]\npartition = "a\\nb"\n', r"\[p\] partition holds a control character"),
+    ('[p.env]\n"A=1;touch X" = "v"\n', r"\[p\] env: 'A=1;touch X' is not an environment variable name"),
+    ('[p]\nsecrets = ["1X"]\n', r"\[p\] secrets.0: '1X' is not an environment variable name"),
+    ('[p.env]\nHF_TOKEN = [1]\n', r"\[p\] env.HF_TOKEN: must be a string"),  # a secret's value is not shown
+])
+def test_schema_errors_name_the_profile_key_and_expected_type(text, message):
+    with pytest.raises(ProfileError, match=message):
+        parse_env_text(text)
+
+
+def test_schema_accepts_every_documented_key():
+    text = """
+[p]
+executor = "slurm"
+account = "a"
+partition = "b"
+run_partition = "c"
+batch_partition = "d"
+nodes = 2
+gpus_per_node = 8
+ntasks_per_node = 8
+nproc_per_node = 8
+cpus_per_task = 4
+mem = "64G"
+time = "04:00:00"
+qos = "q"
+gres = "gpu:8"
+constraint = "h100"
+exclusive = true
+retries = 1
+container_image = "nvcr.io/x"
+mounts = ["/lustre:/lustre"]
+squash = true
+squash_dir = "/sq"
+squash_time = "00:30:00"
+tunnel = "ssh"
+host = "login"
+user = "me"
+port = 22
+identity = "~/.ssh/id"
+remote_job_dir = "/lustre/jobs"
+slurm_conf = "/etc/slurm/slurm.conf"
+packager = "code"
+code_excludes = ["*.ckpt"]
+python = "python3"
+startup_commands = ["module load x"]
+secrets = ["HF_TOKEN", "db_pass"]
+rdzv_port = 29500
+ray_port = 6380
+output_root = "/out"
+additional_parameters = {mail-type = "END", requeue = true}
+[p.env]
+NCCL_DEBUG = "WARN"
+http_proxy = "http://proxy:3128"
+OMP_NUM_THREADS = 4
+[p.wandb]
+entity = "e"
+project = "p"
+mode = "offline"
+api_key_env = "WANDB_API_KEY"
+[r]
+executor = "ray"
+address = "http://127.0.0.1:8265"
+entrypoint_num_cpus = 0.5
+env_vars = {A = "1"}
+[wandb]
+project = "nano3"
+api_key_env = "WANDB_API_KEY"
+[cache]
+git_dir = "/c"
+results = "s3://b/r"
+[artifacts]
+root = "s3://bucket/arts"
+storage_options = {anon = false}
+[cli]
+anything = 1
+"""
+    env = parse_env_text(text)
+    assert env.profile("p").data["env"]["http_proxy"] == "http://proxy:3128"  # case kept
+    assert env.profile("r").executor == "ray"
 
 
 def test_discovery_env_var_then_walk_up_to_project_root(tmp_path, monkeypatch):

@@ -202,7 +202,7 @@ def test_packager_choice_follows_profile_then_runspec():
         class run:
             launch = "torchrun"
 
-    env = parse_env_text('[a]\nexecutor="slurm"\n[b]\nexecutor="slurm"\npacker="x"\n'
+    env = parse_env_text('[a]\nexecutor="slurm"\n[b]\nexecutor="slurm"\n'
                          '[c]\nexecutor="slurm"\npackager="code"\ncode_excludes=["*.ckpt"]\n'
                          '[d]\nexecutor="slurm"\npackager="nope"\n[e]\nexecutor="slurm"\npackager="none"\n')
     assert isinstance(choose_packager(env.profile("a"), Spec), SelfContainedPackager)
