@@ -8,8 +8,16 @@
     nemotron kit squash IMAGE
 
 Global options (`--run/--batch PROFILE`, `--dry-run`, `-c/--config`) may come before or
-after the subcommand (see context.py). User errors print one line `error: ...` and
-exit 2; nothing here imports torch, nemo-run or Prefect unless a command needs them.
+after the subcommand (see context.py). Every command honours `--dry-run` (prints what it
+would do, changes nothing) or refuses it with one line (dry_run.py). Nothing here imports
+torch, nemo-run or Prefect unless a command needs them.
+
+Failures never show a traceback (failure.py), and secret values are masked in them:
+
+    error: <what is wrong and the fix>       user error (bad input): exit 2
+    error: internal error: <ExcType>: <msg> (set NEMOTRON_DEBUG=1 for the traceback)
+                                             a bug or an unexpected library error: exit 1
+    aborted                                  Ctrl-C or end of input: exit 130
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import sys
 import typer
 
 from nemotron_core.cli.artifacts_cmd import app as artifacts_app
+from nemotron_core.cli.dry_run import honours_dry_run
 from nemotron_core.cli.nano3 import app as nano3_app
 
 app = typer.Typer(
@@ -45,14 +54,19 @@ def root(
 
 @app.command(name="evaluate", rich_help_panel="Model",
              context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@honours_dry_run  # evaluate_model(dry_run=True) prints what it would evaluate
 def evaluate(ctx: typer.Context, model: str = typer.Argument(..., metavar="MODEL_ARTIFACT[:VERSION]")) -> None:
-    """Evaluate a model artifact version and print the comparison table across model versions."""
+    """Evaluate a model artifact version and print the comparison table across model versions.
+
+    With --dry-run, prints the version, the data it would be scored on and whether the result is cached.
+    """
     from nemotron_core.cli.nano3 import evaluate_ref
 
     raise typer.Exit(evaluate_ref(ctx, model))
 
 
 @kit_app.command(name="squash", rich_help_panel="Kit")
+@honours_dry_run  # ensure_squashed_image(dry_run=True) prints the commands
 def squash(ctx: typer.Context,
            image: str = typer.Argument(..., help="Container image to import as an enroot squash file."),
            force: bool = typer.Option(False, "--force", help="Import again even if the squash file exists.")) -> None:
@@ -76,34 +90,61 @@ app.add_typer(kit_app, rich_help_panel="Kit")
 
 
 def main(argv: list[str] | None = None, *, cli: typer.Typer | None = None) -> int:
-    from nemotron_core.cli.context import split_argv
-    from nemotron_core.errors import NemotronError
+    """Run the CLI; returns the exit code. Every failure ends here as one line (see failure.py)."""
+    from nemotron_core.cli.failure import print_error, print_internal_error
+    from nemotron_core.errors import NemotronError, find_cause
 
     from typer._click import exceptions as click  # typer 0.29 vendors click: its exceptions live here
+    from typer.exceptions import Abort, Exit  # ...and its Abort/Exit here
 
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        from contextlib import nullcontext
+
+        from nemotron_core.cli.context import pin_tool_homes, split_argv
+        from nemotron_core.cli.dry_run import no_tool_homes_created, refuse_unmarked
+
         rest, g = split_argv(argv)
+        pin_tool_homes()
         command = typer.main.get_command(cli or app)
-        # Not standalone: click's usage errors come here, to be printed as one line like ours.
-        code = command.main(args=rest, prog_name="nemotron", obj=g, standalone_mode=False)
+        if g.dry_run:
+            refuse_unmarked(command)
+        # make_context + invoke, not command.main(): Typer's main turns Ctrl-C into a silent exit 130
+        # and prints its own error boxes; here every exception comes to the handlers below.
+        with no_tool_homes_created() if g.dry_run else nullcontext():
+            with command.make_context("nemotron", rest, obj=g) as ctx:
+                code = command.invoke(ctx)
         return code if isinstance(code, int) else 0
     except NemotronError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print_error(str(e))
         return e.exit_code
     except click.NoArgsIsHelpError as e:  # `nemotron nano3`: the help, as before
         e.show()
         return e.exit_code
     except click.ClickException as e:  # unknown option, missing argument, ...: one line, not a box
-        message = " ".join(e.format_message().split()).rstrip(".")
+        message = e.format_message().rstrip(".")
         hint = f"; see '{e.ctx.command_path} --help'" if getattr(e, "ctx", None) is not None else ""
-        print(f"error: {message}{hint}", file=sys.stderr)
+        print_error(f"{message}{hint}")
         return e.exit_code
-    except click.Abort:
-        print("aborted", file=sys.stderr)
+    except Exit as e:  # typer.Exit(code) from a command: its code, nothing printed
+        return e.exit_code
+    except (Abort, KeyboardInterrupt, EOFError):
+        print("aborted", file=sys.stderr, flush=True)
         return 130
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except BrokenPipeError:  # `nemotron artifacts list | head`: the reader left; no noise at exit either
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as e:  # noqa: BLE001 - the safety net: a bug or an unwrapped library error
+        cause = find_cause(e)  # a NemotronError a library wrapped (omegaconf resolvers): the user's error
+        if cause is not None:
+            print_error(str(cause))
+            return cause.exit_code
+        print_internal_error(e)
+        return 1
 
 
 if __name__ == "__main__":

@@ -4,6 +4,9 @@ Which registry: `--root URI` (a folder, file://, s3://), else the `[artifacts]` 
 env.toml (nemotron_core.profiles), else the local default `<state>/artifacts`.
 Heavy modules (fsspec, s3fs, wandb) load inside the commands, so `nemotron --help`
 stays instant. User errors raise ArtifactError (the main app prints `error: ...`, exit 2).
+
+`--dry-run`: list/show/lineage/verify only read, and run as usual; `alias` and `gc` print
+what they would change ("would point ...", "would delete version ...") and write nothing.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 
 import typer
 
+from nemotron_core.cli.dry_run import dry_run_of, honours_dry_run
 from nemotron_core.errors import ArtifactError
 
 app = typer.Typer(
@@ -62,6 +66,7 @@ def _table(rows: list[list[str]], header: list[str]) -> list[str]:
 
 
 @app.command("list")
+@honours_dry_run  # read-only
 def list_cmd(
     name: str = typer.Argument(None, help="Only this artifact (e.g. nano3-sft-model)."),
     root: str = typer.Option(None, "--root", help=ROOT_HELP),
@@ -83,6 +88,7 @@ def list_cmd(
 
 
 @app.command("show")
+@honours_dry_run  # read-only
 def show_cmd(
     ref: str = typer.Argument(..., help="NAME, NAME:vN or NAME:ALIAS."),
     root: str = typer.Option(None, "--root", help=ROOT_HELP),
@@ -113,6 +119,7 @@ def show_cmd(
 
 
 @app.command("lineage")
+@honours_dry_run  # read-only
 def lineage_cmd(
     ref: str = typer.Argument(..., help="NAME, NAME:vN or NAME:ALIAS."),
     root: str = typer.Option(None, "--root", help=ROOT_HELP),
@@ -124,7 +131,9 @@ def lineage_cmd(
 
 
 @app.command("alias")
+@honours_dry_run
 def alias_cmd(
+    ctx: typer.Context,
     ref: str = typer.Argument(..., help="The version to point at (NAME:vN, or NAME:ALIAS); NAME with --remove."),
     alias: str = typer.Argument(..., help="Alias to set or move (e.g. best, prod)."),
     remove: bool = typer.Option(False, "--remove", help="Remove ALIAS from artifact REF instead."),
@@ -134,6 +143,9 @@ def alias_cmd(
     from nemotron_core.artifacts import parse_ref
 
     reg = _registry_from_cli(root)
+    if dry_run_of(ctx):
+        typer.echo(_alias_plan(reg, ref, alias, remove=remove))
+        return
     if remove:
         name = parse_ref(ref).name
         reg.remove_alias(name, alias)
@@ -143,7 +155,25 @@ def alias_cmd(
     typer.echo(f"{v.name}:{alias} -> {v.ref}")
 
 
+def _alias_plan(reg, ref: str, alias: str, *, remove: bool) -> str:
+    """What `alias` would do, checked as the real command checks it (same errors), from reads only."""
+    from nemotron_core.artifacts.refs import check_alias, check_name, parse_ref
+
+    check_alias(alias)
+    if remove:
+        name = check_name(parse_ref(ref).name)
+        table = reg.aliases(name)
+        if alias not in table:
+            raise ArtifactError(f"artifact {name} has no alias {alias!r} (aliases: {', '.join(sorted(table)) or 'none'})")
+        return f"would remove alias {name}:{alias} (now -> {name}:v{table[alias]}); dry run: nothing changed"
+    v = reg.resolve(ref)
+    now = reg.aliases(v.name).get(alias)
+    where = "new alias" if now is None else f"now -> {v.name}:v{now}"
+    return f"would point {v.name}:{alias} -> {v.ref} ({where}); dry run: nothing changed"
+
+
 @app.command("verify")
+@honours_dry_run  # read-only
 def verify_cmd(
     ref: str = typer.Argument(None, help="A version (NAME[:vN|:ALIAS]); default: every live version."),
     root: str = typer.Option(None, "--root", help=ROOT_HELP),
@@ -164,7 +194,9 @@ def verify_cmd(
 
 
 @app.command("gc")
+@honours_dry_run
 def gc_cmd(
+    ctx: typer.Context,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print what would be removed; remove nothing."),
     grace: float = typer.Option(24 * 3600.0, "--grace", metavar="SECONDS",
                                 help="Keep staging areas younger than this unless their writer is dead."),
@@ -173,6 +205,8 @@ def gc_cmd(
 ) -> None:
     """Delete versions no alias or kept version's lineage reaches, and abandoned staging areas."""
     reg = _registry_from_cli(root)
-    report = reg.gc(dry_run=dry_run, staging_grace_s=grace, keep=keep)
+    # The global pre-parser takes --dry-run off the command line (dry_run_of); the option above
+    # is what `--help` shows and what in-process callers (CliRunner) pass.
+    report = reg.gc(dry_run=dry_run or dry_run_of(ctx), staging_grace_s=grace, keep=keep)
     for line in report.lines():
         typer.echo(line)

@@ -75,6 +75,22 @@ def split_argv(argv: list[str]) -> tuple[list[str], GlobalContext]:
     return rest, ctx
 
 
+def pin_tool_homes() -> None:
+    """Point Prefect, nemo-run, HF, W&B... at the state folder unless the user chose their own.
+
+    The CLI imports Prefect (pipe, eval) and nemo-run, which create their homes (~/.prefect,
+    ~/.nemo_run) on import; scripts/ and executors already export the same variables.
+    TMPDIR stays as the user set it: this process's temp files are not a run's outputs.
+    """
+    import os
+
+    from nemotron_core.paths import state_env
+
+    for key, value in state_env().items():
+        if key != "TMPDIR":
+            os.environ.setdefault(key, value)
+
+
 def split_dotlist(args: list[str]) -> list[str]:
     """The recipe command's extra words must all be overrides."""
     for word in args:

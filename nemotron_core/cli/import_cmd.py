@@ -3,12 +3,15 @@
 Register existing data (local folder or s3:// URI) or a Hugging Face safetensors model
 folder as the next version of nano3-<stage>-data / nano3-<stage>-model, after checking
 the expected layout (nemotron_core.artifacts.layouts). The layout summary, the source
-and `producer = "import"` go into the version's metadata.
+and `producer = "import"` go into the version's metadata. With `--dry-run` the same checks
+run (source listed, layout read) and the plan is printed; nothing is copied or registered.
 """
 
 from __future__ import annotations
 
 import typer
+
+from nemotron_core.cli.dry_run import dry_run_of, honours_dry_run
 
 data_import_app = typer.Typer(
     name="import",
@@ -35,6 +38,29 @@ LAYOUT = {
 def import_source(kind: str, stage: str, source: str, *, root: str | None = None, aliases: list[str] | None = None,
                   move: bool = False, cfg: dict | None = None):
     """Check the layout of `source` and publish it; returns the ArtifactVersion."""
+    name, reg, tree, summary = _checked_source(kind, stage, source, root, cfg)
+    metadata = {"producer": "import", "source": source, "layout": summary}
+    return reg.publish(name, source, metadata=metadata, aliases=["latest", *(aliases or [])], move=move)
+
+
+def import_plan(kind: str, stage: str, source: str, *, root: str | None = None, aliases: list[str] | None = None,
+                move: bool = False, cfg: dict | None = None) -> list[str]:
+    """What `import_source` would do, from the same checks and reads only (--dry-run)."""
+    from nemotron_core.cli.artifacts_cmd import _human
+
+    name, reg, tree, summary = _checked_source(kind, stage, source, root, cfg)
+    wanted = reg.check_publish_aliases(["latest", *(aliases or [])])  # the same alias checks as publish
+    live = reg.live_versions(name)
+    after = f"after {name}:v{live[-1]}" if live else "its first version"
+    size = sum(n for _, n in tree.files)
+    how = "move (rename) it into" if move else "copy it into"
+    return [f"would import {source} as the next version of {name} ({after}): "
+            f"{len(tree.files)} file(s), {_human(size)}, layout {summary.get('kind', '?')}",
+            f"  would {how} {reg.describe()} and point {', '.join(['latest', *wanted])} at it",
+            "dry run: nothing copied, moved or registered"]
+
+
+def _checked_source(kind: str, stage: str, source: str, root: str | None, cfg: dict | None):
     from nemotron_core.artifacts.layouts import artifact_name, check_layout
     from nemotron_core.artifacts.transfer import open_source
     from nemotron_core.cli.artifacts_cmd import _registry_from_cli
@@ -42,18 +68,23 @@ def import_source(kind: str, stage: str, source: str, *, root: str | None = None
     name = artifact_name(kind, stage)
     reg = _registry_from_cli(root, cfg)
     options = reg.source_options(source) if hasattr(reg, "source_options") else None
-    summary = check_layout(kind, stage, open_source(source, options))
-    metadata = {"producer": "import", "source": source, "layout": summary}
-    return reg.publish(name, source, metadata=metadata, aliases=["latest", *(aliases or [])], move=move)
+    tree = open_source(source, options)
+    return name, reg, tree, check_layout(kind, stage, tree)
 
 
 def _command(app: typer.Typer, kind: str, stage: str) -> None:
+    @honours_dry_run
     def command(
+        ctx: typer.Context,
         source: str = typer.Argument(..., help="Local folder or s3:// URI."),
         alias: list[str] = typer.Option([], "--alias", help="Also point this alias at the new version (repeatable)."),
         move: bool = typer.Option(False, "--move", help="Move the folder into a local store instead of copying."),
         root: str = typer.Option(None, "--root", help=ROOT_HELP),
     ) -> None:
+        if dry_run_of(ctx):
+            for line in import_plan(kind, stage, source, root=root, aliases=alias, move=move):
+                typer.echo(line)
+            return
         v = import_source(kind, stage, source, root=root, aliases=alias, move=move)
         from nemotron_core.cli.artifacts_cmd import _human
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from nemotron_core.cli.dry_run import honours_dry_run
 from nemotron_core.cli.recipe_typer import RecipeMeta, RecipeTyper
 
 STAGES = "Training Stages"
@@ -81,6 +82,7 @@ def eval_(ctx: typer.Context) -> None:
 
 @app.command(name="pipe", rich_help_panel=STAGES,
              context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@honours_dry_run  # run_pipe prints the plan (flows.plan) and submits nothing
 def pipe(
     ctx: typer.Context,
     stages: str = typer.Option(None, "--stages", help="Comma-separated subset, e.g. sft,rl,eval (default: all)."),
@@ -110,8 +112,12 @@ for _kind in DATA_PREP:
 
 @model_app.command(name="eval", rich_help_panel=MODEL,
                    context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@honours_dry_run
 def model_eval(ctx: typer.Context, ref: str = typer.Argument(..., metavar="MODEL_ARTIFACT[:VERSION]")) -> None:
-    """Evaluate a registered model version (cached per version) and print the comparison table."""
+    """Evaluate a registered model version (cached per version) and print the comparison table.
+
+    With --dry-run, prints the version, the data it would be scored on and whether the result is cached.
+    """
     raise typer.Exit(evaluate_ref(ctx, ref))
 
 
@@ -124,7 +130,8 @@ def evaluate_ref(ctx: typer.Context, ref: str) -> int:
     from recipes.nano3.evaluation.cli import evaluate_model
 
     g = ctx.obj
-    return evaluate_model(ref, profile=g.profile, config=g.config or "tiny", overrides=split_dotlist(ctx.args))
+    return evaluate_model(ref, profile=g.profile, config=g.config or "tiny", overrides=split_dotlist(ctx.args),
+                          dry_run=g.dry_run)
 
 
 from nemotron_core.cli.import_cmd import data_import_app, model_import_app  # noqa: E402

@@ -147,17 +147,17 @@ def test_dry_run_prints_config_and_plan_and_writes_nothing(echo_cli, tmp_path, c
 
 
 def test_local_run_writes_job_and_train_yaml_and_runs_the_script(echo_cli, tmp_path, capsys):
-    code = main(["echo", "-c", "tiny", f"output_dir={tmp_path}/out", "+extra.key=5", "--", "--flag"], cli=echo_cli)
+    code = main(["echo", "-c", "tiny", f"output_dir={tmp_path}/out", "+extra.count=5", "--", "--flag"], cli=echo_cli)
     assert code == 0
     record = json.loads((tmp_path / "out" / "echo.json").read_text())
-    assert record["config"]["extra"]["key"] == 5 and "run" not in record["config"]
+    assert record["config"]["extra"]["count"] == 5 and "run" not in record["config"]
     assert record["extra"] == ["--flag"]
     assert record["greeting"] == "hello"  # the runspec's [env]
     assert record["state"] == str(tmp_path / "state")
     (job_dir,) = (tmp_path / "state" / "jobs" / "test-echo").iterdir()
     assert record["cwd"] == str(job_dir)
     job = yaml.safe_load((job_dir / "job.yaml").read_text())
-    assert job["run"]["cli"]["dotlist"] == [f"output_dir={tmp_path}/out", "+extra.key=5"]
+    assert job["run"]["cli"]["dotlist"] == [f"output_dir={tmp_path}/out", "+extra.count=5"]
     assert job["run"]["cli"]["passthrough"] == ["--flag"]
     assert "echo: wrote" in (job_dir / "job.log").read_text()
     # The output was registered as the recipe's artifact.
@@ -201,3 +201,70 @@ def test_profile_from_env_toml_changes_the_plan(echo_cli, tmp_path, capsys, monk
     assert main(["echo", "--run", "cluster"], cli=echo_cli) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: SLURM_CONF=") and err.count("\n") == 1
+
+
+# --------------------------------------------------------------- --dry-run policy and the failure contract
+
+def test_a_command_that_does_not_honour_dry_run_refuses_it(echo_cli, capsys):
+    assert main(["noop", "--dry-run"], cli=echo_cli) == 2
+    err = capsys.readouterr().err
+    assert err == "error: 'nemotron noop' does not support --dry-run (it cannot show its effect without acting); " \
+                  "run it without --dry-run\n"
+    assert main(["noop"], cli=echo_cli) == 0
+
+
+@pytest.fixture
+def failing_cli():
+    """Commands that fail the ways a bug or an interrupted user does."""
+    from nemotron_core.errors import ConfigError
+
+    cli = typer.Typer()
+
+    @cli.command("bug")
+    def bug(message: str = typer.Argument("boom")) -> None:
+        raise RuntimeError(message)
+
+    @cli.command("wrapped")
+    def wrapped() -> None:
+        try:
+            raise ConfigError("config key 'x' is bad; fix it")
+        except ConfigError as e:
+            raise ValueError("a library wrapped it") from e
+
+    @cli.command("interrupt")
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    return cli
+
+
+def test_internal_error_is_one_line_exit_1(failing_cli, capsys, monkeypatch):
+    monkeypatch.delenv("NEMOTRON_DEBUG", raising=False)
+    assert main(["bug", "first line\n  second line"], cli=failing_cli) == 1
+    assert capsys.readouterr().err == ("error: internal error: RuntimeError: first line second line "
+                                       "(set NEMOTRON_DEBUG=1 for the traceback)\n")
+
+
+def test_internal_error_traceback_only_with_nemotron_debug(failing_cli, capsys, monkeypatch):
+    monkeypatch.setenv("NEMOTRON_DEBUG", "1")
+    assert main(["bug"], cli=failing_cli) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback") and err.splitlines()[-1] == "error: internal error: RuntimeError: boom"
+
+
+def test_internal_error_masks_secret_values(failing_cli, capsys, monkeypatch):
+    monkeypatch.delenv("NEMOTRON_DEBUG", raising=False)
+    monkeypatch.setenv("WANDB_API_KEY", "wandb-secret-0123456789")
+    assert main(["bug", "bad header Authorization: wandb-secret-0123456789"], cli=failing_cli) == 1
+    err = capsys.readouterr().err
+    assert "wandb-secret-0123456789" not in err and "***REDACTED***" in err
+
+
+def test_wrapped_user_error_keeps_its_line_and_code(failing_cli, capsys):
+    assert main(["wrapped"], cli=failing_cli) == 2
+    assert capsys.readouterr().err == "error: config key 'x' is bad; fix it\n"
+
+
+def test_ctrl_c_is_aborted_130(failing_cli, capsys):
+    assert main(["interrupt"], cli=failing_cli) == 130
+    assert capsys.readouterr().err == "aborted\n"

@@ -11,6 +11,7 @@
    an eval with the same content key already registered is a cache hit: nothing runs;
 4. print the comparison table over the latest eval of each model artifact (pretrain, SFT, RL).
 
+`dry_run=True` stops after the cache check of step 2 and prints that plan instead.
 `print_comparison(registry)` is step 4 alone. Both return/print; the CLI maps errors (one line,
 exit 2) as for every command.
 """
@@ -26,7 +27,8 @@ EVAL_ARTIFACT = "nano3-eval"  # = tasks.eval.EVAL.output
 MODEL_NAME = re.compile(r"-model$")
 
 
-def evaluate_model(ref: str, *, profile: str | None = None, config: str = "tiny", overrides: Sequence[str] = ()) -> int:
+def evaluate_model(ref: str, *, profile: str | None = None, config: str = "tiny", overrides: Sequence[str] = (),
+                   dry_run: bool = False) -> int:
     from nemotron_core.artifacts import open_registry
     from nemotron_core.errors import ArtifactError
     from nemotron_core.profiles import load_env
@@ -45,7 +47,11 @@ def evaluate_model(ref: str, *, profile: str | None = None, config: str = "tiny"
     # the data it is scored on: the current versions, pinned (as the nightly eval flow does)
     inputs = {"model": version.ref, "pretrain_data": registry.resolve("nano3-pretrain-data").ref,
               "rl_data": registry.resolve("nano3-rl-data").ref}
-    cached = published_output(prepare_job(EVAL, request, inputs))
+    job = prepare_job(EVAL, request, inputs)  # reads only: the job dir is named, not created
+    cached = published_output(job)
+    if dry_run:
+        _print_plan(version.ref, inputs, job, cached, config=config, profile=request.profile)
+        return 0
     if cached:
         print(f"{version.ref}: already evaluated as {cached} (same recipe, config and inputs: cache hit)", flush=True)
     else:
@@ -56,6 +62,19 @@ def evaluate_model(ref: str, *, profile: str | None = None, config: str = "tiny"
         print(f"{version.ref}: registered {cached}", flush=True)
     print_comparison(registry)
     return 0
+
+
+def _print_plan(model_ref: str, inputs: dict[str, str], job, cached: str | None, *, config: str, profile: str) -> None:
+    """--dry-run: what would be evaluated and where its result would go; nothing runs or is registered."""
+    print(f"{model_ref}: would be evaluated on {inputs['pretrain_data']} + {inputs['rl_data']} "
+          f"(config {config}, profile {profile})")
+    print(f"  content key {job.key[:16]}")
+    if cached:
+        print(f"  cache hit: {cached} already holds this result; nothing would run")
+    else:
+        print(f"  would run {job.spec.name} with output in {job.output_dir}, job dir {job.job_dir}, "
+              f"and register {EVAL_ARTIFACT} (lineage: {', '.join(inputs.values())})")
+    print("dry run: nothing ran, nothing written or registered")
 
 
 class _job_log_to_stdout:
