@@ -102,13 +102,12 @@ def main(argv: list[str] | None = None, *, cli: typer.Typer | None = None) -> in
         from contextlib import nullcontext
 
         from nemotron_core.cli.context import pin_tool_homes, split_argv
-        from nemotron_core.cli.dry_run import no_tool_homes_created, refuse_unmarked
+        from nemotron_core.cli.dry_run import no_tool_homes_created, refuse_unsupported
 
         rest, g = split_argv(argv)
         pin_tool_homes()
         command = typer.main.get_command(cli or app)
-        if g.dry_run:
-            refuse_unmarked(command)
+        refuse_unsupported(command, dry_run=g.dry_run, passthrough=bool(g.passthrough))
         # make_context + invoke, not command.main(): Typer's main turns Ctrl-C into a silent exit 130
         # and prints its own error boxes; here every exception comes to the handlers below.
         with no_tool_homes_created() if g.dry_run else nullcontext():

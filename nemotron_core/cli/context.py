@@ -3,7 +3,10 @@
 Users type `nemotron nano3 sft -c tiny --run dev train.lr=1e-4 -- --extra`, or put the
 globals first. `split_argv` pulls the globals out of the whole command line (up to `--`)
 before Typer parses it; `key=value`, `+key=value` and `~key` words become the dotlist and
-words after `--` pass through to the recipe script untouched.
+words after `--` pass through to the recipe script untouched. Because the globals are
+taken off the line here, a command never sees them as its own options: dry_run.py makes
+each command honour `--dry-run` or refuse it, and refuse words after `--` unless it is a
+recipe command.
 """
 
 from __future__ import annotations

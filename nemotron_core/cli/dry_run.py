@@ -7,6 +7,10 @@ changes nothing (read-only commands such as `artifacts list` honour it by doing 
 always do). Before anything runs, `refuse_unmarked` swaps the callback of every other leaf
 for one that fails with a one-line error (exit 2): a new command that forgets about
 `--dry-run` refuses it instead of acting for real.
+
+Words after `--` (passed to the recipe script) get the same treatment: only commands marked
+`@takes_passthrough` accept them, so `nemotron artifacts gc -- --dry-run` is refused rather
+than run with the `--dry-run` silently dropped.
 """
 
 from __future__ import annotations
@@ -22,12 +26,20 @@ from nemotron_core.errors import NemotronError
 
 F = TypeVar("F", bound=Callable)
 
-_MARK = "__nemotron_honours_dry_run__"  # survives Typer's wrapper (functools.update_wrapper copies __dict__)
+# Marks survive Typer's wrapper (functools.update_wrapper copies the function's __dict__).
+_MARK = "__nemotron_honours_dry_run__"
+_PASSTHROUGH = "__nemotron_takes_passthrough__"
 
 
 def honours_dry_run(fn: F) -> F:
     """Mark a command function as one that prints its plan and changes nothing under --dry-run."""
     setattr(fn, _MARK, True)
+    return fn
+
+
+def takes_passthrough(fn: F) -> F:
+    """Mark a command function as one that hands the words after `--` to a script."""
+    setattr(fn, _PASSTHROUGH, True)
     return fn
 
 
@@ -45,16 +57,21 @@ def leaf_commands(command: click.Command, path: tuple[str, ...] = ()) -> Iterato
         yield from leaf_commands(child, (*path, name))
 
 
-def refuse_unmarked(root: click.Command, prog: str = "nemotron") -> None:
-    """Make every leaf not marked @honours_dry_run fail with one line instead of running."""
+def refuse_unsupported(root: click.Command, *, dry_run: bool, passthrough: bool, prog: str = "nemotron") -> None:
+    """Make every leaf that does not support the given global (--dry-run, words after `--`) fail
+    with one line instead of running."""
     for path, command in leaf_commands(root):
-        if honours(command):
-            continue
         name = " ".join((prog, *path))
+        if dry_run and not honours(command):
+            problem = (f"'{name}' does not support --dry-run (it cannot show its effect without acting); "
+                       f"run it without --dry-run")
+        elif passthrough and not getattr(command.callback, _PASSTHROUGH, False):
+            problem = f"'{name}' takes no arguments after '--' (only recipe commands pass them to their script)"
+        else:
+            continue
 
-        def refuse(*_args, _name: str = name, **_kwargs) -> None:
-            raise NemotronError(f"'{_name}' does not support --dry-run (it cannot show its effect without acting); "
-                                f"run it without --dry-run")
+        def refuse(*_args, _problem: str = problem, **_kwargs) -> None:
+            raise NemotronError(_problem)
 
         command.callback = refuse
 

@@ -15,7 +15,7 @@ from typing import Callable
 import typer
 from typer.core import TyperCommand
 
-from nemotron_core.cli.dry_run import honours_dry_run
+from nemotron_core.cli.dry_run import honours_dry_run, takes_passthrough
 from nemotron_core.paths import PACKAGE_ROOT
 
 
@@ -88,6 +88,7 @@ class RecipeTyper(typer.Typer):
 
         def register(fn: Callable) -> Callable:
             honours_dry_run(fn)  # run_recipe prints config and plan and stops before writing anything
+            takes_passthrough(fn)  # words after `--` go to the recipe script
             return self.command(
                 name=name, help=help, rich_help_panel=panel, cls=cls,
                 context_settings={"allow_extra_args": True, "ignore_unknown_options": True},

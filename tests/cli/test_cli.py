@@ -213,6 +213,13 @@ def test_a_command_that_does_not_honour_dry_run_refuses_it(echo_cli, capsys):
     assert main(["noop"], cli=echo_cli) == 0
 
 
+def test_words_after_double_dash_only_for_recipe_commands(echo_cli, capsys):
+    assert main(["noop", "--", "--dry-run"], cli=echo_cli) == 2
+    assert capsys.readouterr().err == ("error: 'nemotron noop' takes no arguments after '--' "
+                                       "(only recipe commands pass them to their script)\n")
+    assert main(["noop", "--"], cli=echo_cli) == 0
+
+
 @pytest.fixture
 def failing_cli():
     """Commands that fail the ways a bug or an interrupted user does."""

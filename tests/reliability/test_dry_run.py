@@ -233,6 +233,10 @@ def test_gc_dry_run_lists_and_keeps_v1(fresh, argv):
     assert "would delete version nano3-sft-model:v1" in out.stdout
     assert "deleted version" not in out.stdout.replace("would delete version", "")
     assert fresh.nemotron("artifacts", "show", "nano3-sft-model:v1").returncode == 0
+    # After `--` the words belong to a recipe script: gc refuses them rather than dropping a --dry-run there.
+    misplaced = fresh.nemotron("artifacts", "gc", "--", "--dry-run")
+    assert misplaced.returncode == 2 and "takes no arguments after '--'" in misplaced.stderr
+    assert fresh.nemotron("artifacts", "show", "nano3-sft-model:v1").returncode == 0
     real = fresh.nemotron("artifacts", "gc")  # the same command without --dry-run does delete it
     assert "deleted version nano3-sft-model:v1" in real.stdout
     assert fresh.nemotron("artifacts", "show", "nano3-sft-model:v1").returncode == 2
