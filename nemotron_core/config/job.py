@@ -172,10 +172,12 @@ def resolve_train_config(train: DictConfig, *, remote: bool = False, secret_name
                               "shorten the chain") from None
         except Exception as e:  # omegaconf's interpolation / missing-value errors
             cause = find_cause(e)
+            key = getattr(e, "full_key", None)
+            if isinstance(cause, ConfigError) and key and f"'{key}'" not in str(cause):
+                raise ConfigError(f"config key '{key}': {cause}") from None
             if cause:
                 raise cause from None
             first = str(e).splitlines()[0]
-            key = getattr(e, "full_key", None)
             raise ConfigError(f"config key '{key}': {first}" if key else f"config: {first}") from None
     if res.secrets_read:
         plain = _keep_secret_reads(raw, plain, "", (), kept)
