@@ -64,9 +64,14 @@ def resources(spec, profile, nodes: int | None = None, gpus_per_node: int | None
 
 
 def script_command(spec, config_path: str, *, python: str | None = None, passthrough=()) -> list[str]:
-    """The runspec's `cmd` template filled in, or `python SCRIPT --config CONFIG`."""
+    """The runspec's `cmd` template filled in, or `python SCRIPT --config CONFIG`.
+
+    The template is code by design (the recipe author wrote it as a shell line); the paths
+    put into it are data, quoted before the line is split into words (a space stays inside).
+    """
     if spec.run.cmd:
-        words = shlex.split(spec.run.cmd.format(script=str(spec.script_path), config=config_path))
+        words = shlex.split(spec.run.cmd.format(script=shlex.quote(str(spec.script_path)),
+                                                config=shlex.quote(str(config_path))))
     else:
         words = [python or sys.executable, str(spec.script_path), "--config", config_path]
     if words and words[0] == "python" and python:

@@ -41,12 +41,14 @@ of a container-free multi-node Ray job's head; default derived from the job id, 
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nemotron_core.errors import ProfileError
+from nemotron_core.execution.shellsafe import check_env, check_value
 from nemotron_core.paths import PACKAGE_ROOT, state_dir, state_env
 from nemotron_core.secrets import is_secret_name
 
@@ -183,6 +185,7 @@ def create_executor(profile, spec, *, nodes: int | None = None, gpus_per_node: i
 
     kind = profile.executor if profile is not None else "local"
     env = dict(build_env_vars(job_config, profile) if env_vars is None else env_vars)
+    env = check_env(env, profile=profile.name if profile is not None else None)  # names and values: data
     leaked = [k for k in env if is_secret_name(k)]
     if leaked:
         raise ProfileError(f"env var {leaked[0]} is a secret: it must not go into the job's plain environment; "
@@ -235,14 +238,14 @@ def create_executor(profile, spec, *, nodes: int | None = None, gpus_per_node: i
     python = profile.get("python") or ("python" if image else sys.executable)
     setup = []
     if not image and os.path.isabs(python):  # torchrun and console scripts live next to the interpreter
-        setup.append(f'export PATH={Path(python).parent}:"$PATH"')
+        setup.append(f'export PATH={shlex.quote(str(Path(python).parent))}:"$PATH"')
     setup.extend(get_startup_commands(profile))
     kwargs: dict[str, Any] = dict(
         account=profile.get("account"), partition=partition, nodes=n, ntasks_per_node=ntasks,
         gpus_per_node=g or None, time=str(profile.get("time", "04:00:00")),
         cpus_per_task=_int(profile, "cpus_per_task", None), mem=profile.get("mem"), qos=profile.get("qos"),
         gres=profile.get("gres"), constraint=profile.get("constraint"), exclusive=profile.get("exclusive") or None,
-        container_image=image, container_mounts=[*(profile.get("mounts") or []), *mounts],
+        container_image=image, container_mounts=_mounts(profile, image, mounts, job_config),
         tunnel=tunnel, packager=packager or choose_packager(profile, spec), env_vars=env,
         launcher=_torchrun_launcher(run, profile) if launch == "torchrun" else None, job_name_prefix="nemotron-",
         setup_lines="\n".join(setup) or None, retries=_int(profile, "retries", 0) or 0,
@@ -251,11 +254,42 @@ def create_executor(profile, spec, *, nodes: int | None = None, gpus_per_node: i
         additional_parameters={"requeue": True, **(profile.get("additional_parameters") or {})},
         poll_estimated_start_time=False,
     )
+    for key in SBATCH_KEYS:  # one #SBATCH line each: a newline would start a shell line
+        if kwargs.get(key) is not None:
+            check_value(kwargs[key], profile=profile.name, key=key)
     ex = run.SlurmExecutor(**kwargs)
     slurm_conf = None if remote else (profile.get("slurm_conf") or os.environ.get("SLURM_CONF"))
     return _attach(ex, JobOptions(**base, python=python, remote_job_dir=str(remote_job_dir) if remote else None,
                                   slurm_conf=str(slurm_conf) if slurm_conf else None,
                                   ray_port=_int(profile, "ray_port", None)))
+
+
+SBATCH_KEYS = ("account", "partition", "time", "mem", "qos", "gres", "constraint", "container_image")
+
+
+def _mounts(profile, image: str | None, extra, job_config: Any) -> list[str]:
+    """The profile's `mounts`, the caller's, and the `${auto_mount:SRC}` pairs job.yaml recorded (run.mounts)."""
+    from nemotron_core.execution.shellsafe import check_mount
+
+    recorded: list[str] = []
+    try:
+        if job_config is not None and "run" in job_config and job_config.run.get("mounts"):
+            recorded = [str(m) for m in job_config.run.mounts]
+    except Exception:  # a job config without a run section
+        recorded = []
+    if recorded and not image:
+        raise ProfileError(f"profile '{profile.name}': the config uses ${{auto_mount:...}} ({recorded[0]}), which "
+                           f"needs a container to mount into; this profile has none (container_image = \"\"): "
+                           f"write the host path itself instead")
+    declared = profile.get("mounts") or []
+    if not isinstance(declared, (list, tuple)):
+        raise ProfileError(f"profile '{profile.name}': mounts = {declared!r} must be a list of \"host:container\"")
+    out: list[str] = []
+    for m in [*declared, *extra, *recorded]:
+        m = check_mount(m, profile=profile.name)
+        if m not in out:
+            out.append(m)
+    return out
 
 
 def _torchrun_launcher(run, profile):
@@ -277,7 +311,7 @@ def with_plan_env(executor, plan):
     if not plan.env:
         return executor
     executor = copy.copy(executor)
-    executor.env_vars = {**(executor.env_vars or {}), **plan.env}
+    executor.env_vars = {**(executor.env_vars or {}), **check_env(plan.env, profile=job_options(executor).profile)}
     return executor
 
 

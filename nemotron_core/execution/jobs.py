@@ -266,7 +266,12 @@ def submit(executor, plan, *, job_dir: str | Path, content_key: str | None = Non
         secrets_path = write_secrets_file(job_dir, secrets)
         ref = JobRef(backend=kind, job_dir=str(job_dir), name=plan.recipe, content_key=content_key,
                      flow_run_id=flow_run_id)
-        backend(kind).submit(executor, plan, ref, secrets_path)
+        try:
+            backend(kind).submit(executor, plan, ref, secrets_path)
+        except BaseException:  # no job will read it: the secrets do not stay behind in the job dir
+            if secrets_path is not None:
+                secrets_path.unlink(missing_ok=True)
+            raise
     return Job(ref)
 
 

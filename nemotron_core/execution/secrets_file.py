@@ -10,7 +10,8 @@ How it is read: the job script runs `source_lines()` — tracing (`set -x`) and 
 (`set -v`) are switched off first so bash does not echo the file, then restored.
 
 And the other way round: the processes we start to submit (`sbatch`, the local wrapper)
-get `scrubbed_environ()` — the caller's environment without those variables — because
+get `scrubbed_environ(names=<the profile's secret names>)` — the caller's environment
+without those variables — because
 `sbatch` copies its whole environment into the job (slurmctld keeps it in its state
 folder) and Ray/local children would inherit it.
 """

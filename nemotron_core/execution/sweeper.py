@@ -7,8 +7,13 @@ periodic sweeper calls `sweep(is_alive)` for flow runs that died without running
 
 Two sources, because either can be missing: the persisted JobRefs (refs.py index by
 flow run: local, Slurm and Ray jobs) and Slurm itself — every job we submit carries
-`--comment nemotron:flow_run=<id>;key=<content key>;job=<job dir name>`, so jobs whose
-JobRef is lost are still found.
+`--comment nemotron:flow_run=<id>;key=<content key>;job=<job dir name>;server=<id>;user=<name>`,
+so jobs whose JobRef is lost are still found.
+
+Only our own jobs: a tagged Slurm job is considered only when its `server` (the Prefect
+server that tracks its flow run) and `user` are this process's (owner.py). Another
+server's flow runs are unknown here, and "unknown" must not read as "dead"; jobs without
+those tags (older submissions) are never swept.
 """
 
 from __future__ import annotations
@@ -42,13 +47,16 @@ def _slurm_clusters(extra: dict[str, Any] | None = None) -> list[dict[str, Any]]
 
 
 def tagged_slurm_jobs(cluster: dict[str, Any] | None = None) -> list[dict[str, str]]:
-    """Active Slurm jobs carrying our comment: {id, state, name, flow_run, key, job}."""
+    """Active Slurm jobs that this server and user submitted: {id, state, name, flow_run, key, job, server, user}."""
     from nemotron_core.execution.backends.slurm import list_tagged
+    from nemotron_core.execution.owner import current_user, server_identity
 
+    server, user = server_identity(), current_user()
     jobs = []
     for c in _slurm_clusters(cluster):
         try:
-            jobs.extend({**j, "cluster": c} for j in list_tagged(c) if j["state"] in ACTIVE_SLURM)
+            jobs.extend({**j, "cluster": c} for j in list_tagged(c)
+                        if j["state"] in ACTIVE_SLURM and j.get("server") == server and j.get("user") == user)
         except NemotronError:
             continue
     return jobs

@@ -80,7 +80,7 @@ class LocalBackend:
                                      title=plan.recipe)
         ref.cluster = {"host": socket.gethostname()}
         ref.save()  # id None until the process exists; recover_id reads the wrapper's pid file
-        child_env = scrubbed_environ()
+        child_env = scrubbed_environ(names=opts.secret_names)  # they reach the job through secrets.env
         for k, v in state_env().items():
             child_env.setdefault(k, v)
         Path(child_env["TMPDIR"]).mkdir(parents=True, exist_ok=True)

@@ -140,7 +140,7 @@ def cluster_lines(executor, paths: JobPaths) -> str:
         'mkdir -p "$ray_dir"',
         f"cat > \"$ray_dir/node.sh\" <<'NEMOTRON_RAY_NODE'\n{NODE_SH}NEMOTRON_RAY_NODE",
         f"cat > \"$ray_dir/wait.py\" <<'NEMOTRON_RAY_WAIT'\n{WAIT_PY}NEMOTRON_RAY_WAIT",
-        "set -vx",
+        "set -v",
         f"ray_port={port}",
         'ray_nodes=( $(scontrol show hostnames "$SLURM_JOB_NODELIST") )',
         'ray_head=${ray_nodes[0]}',

@@ -1,17 +1,20 @@
-"""Slurm jobs: nemo-run renders the sbatch script, we submit it and read Slurm's own state.
+"""Slurm jobs: we render the sbatch script (sbatch_script.py), submit it and read Slurm's own state.
 
 Why not nemo-run's Experiment/torchx path for submission: its status comes from
 `sacct --parsable2` (fails outright when accounting storage is disabled, as on the test
 cluster) and is mapped through torchx, which turns PREEMPTED and TIMEOUT into FAILED;
 it has no exit code, and its job handles live in `$NEMORUN_HOME/.slurm_jobs` keyed by
-experiment. So: nemo-run's `SlurmBatchRequest.materialize()` (its template, sbatch flags,
-container flags, srun line, torchrun launcher via its torchx component) renders the
-script, and this module runs `sbatch --parsable` on it, tags it, and owns
-status/cancel/requeue. Ray on Slurm uses nemo-run's `SlurmRayRequest` (the sbatch that
-`RayJob(...).start(dryrun=True)` prints) the same way.
+experiment. So: the sbatch script is rendered by sbatch_script.py from the executor's
+fields, in nemo-run's layout but with every value quoted (nemo-run's own template writes
+env values raw, upper-cases env names, and rewrites every `/nemo_run` in the text), with
+nemo-run's torchrun launcher (through torchx) for the command; this module runs
+`sbatch --parsable` on it, tags it, and owns status/cancel/requeue. Ray on Slurm in a
+container uses nemo-run's `SlurmRayRequest` (the sbatch that `RayJob(...).start(dryrun=True)`
+prints), fed only plain words and our quoted exports (render_ray_sbatch).
 
 Tags: `--job-name nemotron-<recipe>` and
-`--comment nemotron:flow_run=<id>;key=<content key>;job=<job dir name>`; the last part is
+`--comment nemotron:flow_run=<id>;key=<content key>;job=<job dir name>;server=<id>;user=<name>`
+(server and user: whose sweeper may cancel it, see owner.py); the `job` part is
 unique per submission, so a job id that Slurm reused (ids restart at 1 on a fresh
 cluster) is never mistaken for ours, and a submission whose id was lost (orchestrator
 killed between sbatch and saving the ref) is found again by comment.
@@ -26,9 +29,11 @@ State, one query per poll for every job this process watches (`SlurmPoller`):
    jobcomp's ExitCode reads 0:0 for CANCELLED/TIMEOUT/PREEMPTED;
 3. older Slurm without `squeue --json`: `squeue -h -t all -o ...` with the same flow.
 
-Secrets: the script sources `<job dir>/secrets.env` with tracing off, and `sbatch`
-runs with the secret variables removed from its environment (sbatch copies its
-environment into the job, and slurmctld stores it in its state folder).
+Secrets: the script sources `<job dir>/secrets.env` with tracing off (and nothing in the
+script is traced with `-x`: a startup command using `$HF_TOKEN` would print it), `sbatch`
+runs with the secret-named variables and the profile's declared `secrets` removed from
+its environment (sbatch copies its environment into the job, and slurmctld stores it in
+its state folder), and a submission that fails removes the cluster's copy of the file.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from nemotron_core.errors import NemotronError
 from nemotron_core.execution.executors import JobPaths, job_options, job_paths, nemo_run
@@ -69,8 +74,12 @@ def job_name(recipe: str) -> str:
 
 
 def make_comment(*, flow_run_id: str | None, content_key: str | None, tag: str) -> str:
-    clean = lambda v: re.sub(r"[\s;=\"']", "_", str(v)) if v else ""  # noqa: E731
-    return f"{COMMENT_PREFIX}flow_run={clean(flow_run_id)};key={clean(content_key)};job={clean(tag)}"
+    """The job's tag; `server`/`user` say whose sweeper may cancel it (owner.py)."""
+    from nemotron_core.execution.owner import current_user, server_identity
+
+    clean = lambda v: re.sub(r"[^A-Za-z0-9_.:/@+-]", "_", str(v)) if v else ""  # noqa: E731
+    return (f"{COMMENT_PREFIX}flow_run={clean(flow_run_id)};key={clean(content_key)};job={clean(tag)};"
+            f"server={server_identity()};user={current_user()}")
 
 
 def parse_comment(comment: str | None) -> dict[str, str] | None:
@@ -113,8 +122,9 @@ class SlurmShell:
                         "identity": tunnel.identity})
         return cls({"tunnel": "local", "slurm_conf": job_options(executor).slurm_conf or os.environ.get("SLURM_CONF")})
 
-    def env(self) -> dict[str, str]:
-        env = scrubbed_environ()
+    def env(self, hide: Iterable[str] = ()) -> dict[str, str]:
+        """This environment minus secret-named variables and `hide` (a profile's declared secrets)."""
+        env = scrubbed_environ(names=hide)
         if self.cluster.get("slurm_conf"):
             env["SLURM_CONF"] = self.cluster["slurm_conf"]
         return env
@@ -134,12 +144,16 @@ class SlurmShell:
                              "tunnel = \"ssh\" and host = <login node>")
         self._checked = True
 
-    def run(self, argv: list[str], *, timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess:
+    def run(self, argv: list[str], *, timeout: float = 60, input: str | None = None,
+            hide: Iterable[str] = ()) -> subprocess.CompletedProcess:
+        """Run a Slurm client; `hide` names variables kept out of its environment (sbatch copies
+        its environment into the job, and slurmctld stores it in its state folder)."""
         self.preflight()
         if self.kind == "ssh":
             return self._run_ssh(argv, timeout=timeout, input=input)
         try:
-            return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=self.env(), input=input)
+            return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=self.env(hide),
+                                  input=input)
         except subprocess.TimeoutExpired:
             raise SlurmError(f"'{shlex.join(argv)}' did not answer in {timeout:.0f} s: is slurmctld up? "
                              f"(`scontrol ping`)") from None
@@ -237,12 +251,22 @@ def remap_words(words: list[str], executor, paths: JobPaths, *, ship_code: bool)
             w = opts.python
         elif w == torchrun:
             w = "torchrun"
-        elif local_job in w:
-            w = w.replace(local_job, paths.in_job)
-        elif ship_code and (root + "/") in w:
-            w = w.replace(root + "/", paths.code + "/")
+        elif (moved := _moved(w, local_job, paths.in_job)) is not None:
+            w = moved
+        elif ship_code and (moved := _moved(w, root, paths.code)) is not None:
+            w = moved
         out.append(w)
     return out
+
+
+def _moved(word: str, old: str, new: str) -> str | None:
+    """`word` with the path `old` at its start (or after `key=`) replaced by `new`; None when it has
+    none there (a path inside a longer argument is the user's text, not ours to rewrite)."""
+    key, eq, value = word.partition("=")
+    for prefix, rest in (("", word), (key + eq, value) if eq else ("", "")):
+        if rest and (rest == old or rest.startswith(old + "/")):
+            return prefix + new + rest[len(old):]
+    return None
 
 
 def _split_torchrun(plan) -> tuple[str, list[str]] | None:
@@ -255,6 +279,7 @@ def _split_torchrun(plan) -> tuple[str, list[str]] | None:
 
 
 def _prepared(executor, paths: JobPaths, *, name: str, comment: str):
+    """A copy of the executor set up for this job: job dir, name, comment, the state folder mounted."""
     from nemo_run.core.execution.slurm import SlurmJobDetails
 
     run = nemo_run()
@@ -272,49 +297,78 @@ def _prepared(executor, paths: JobPaths, *, name: str, comment: str):
         # remote_job_dir, which the profile's mounts must cover.)
         folder = str(state_dir())
         ex.container_mounts = [*(ex.container_mounts or []), f"{folder}:{folder}"]
-    secrets = f"{paths.host}/{SECRETS_FILE}"
-    ex.setup_lines = "\n".join([*source_lines(secrets, restore="-vx"), *([ex.setup_lines] if ex.setup_lines else [])])
     return ex
 
 
+def _setup_lines(ex, paths: JobPaths) -> list[str]:
+    """Secrets sourced untraced, then the executor's setup lines (PATH, startup_commands: code by design)."""
+    secrets = f"{paths.host}/{SECRETS_FILE}"
+    return [*source_lines(secrets, restore="-v"), *(ex.setup_lines.splitlines() if ex.setup_lines else [])]
+
+
 def render_sbatch(executor, plan, paths: JobPaths, *, name: str, comment: str, ship_code: bool) -> str:
-    """The sbatch script for `plan` (nemo-run's template), as text; writes nothing."""
+    """The sbatch script for `plan` (sbatch_script.py: nemo-run's layout, values quoted); writes nothing."""
+    from nemotron_core.execution.backends import sbatch_script
+    from nemotron_core.execution.shellsafe import check_command
+
     run = nemo_run()
-    from nemo_run.core.execution.slurm import SlurmBatchRequest
     from nemo_run.run.torchx_backend.packaging import package
 
+    profile = job_options(executor).profile
     ex = _prepared(executor, paths, name=name, comment=comment)
-    with _quiet_nemo_run():
-        split = _split_torchrun(plan)
-        if split and ex.launcher is not None:
-            script, args = split
-            script = remap_words([script], executor, paths, ship_code=ship_code)[0]
-            args = remap_words(args, executor, paths, ship_code=ship_code)
-            app = package(name, run.Script(path=script, args=args, entrypoint="python"), ex,
+    env = dict(ex.env_vars or {})
+    split = _split_torchrun(plan)
+    if split and ex.launcher is not None:
+        script, args = split
+        words = remap_words([script, *args], executor, paths, ship_code=ship_code)
+        marker = "__nemotron_script__"
+        with _quiet_nemo_run():
+            app = package(name, run.Script(path=marker, args=[], entrypoint="python"), ex,
                           serialize_metadata_for_scripts=False)
-            values = ex.macro_values()
-            roles = [values.apply(r) if values else r for r in app.roles]
-            groups = [[" ".join([r.entrypoint, *r.args])] for r in roles]
-            extra_env = {k: v for r in roles for k, v in r.env.items()}
-        else:
-            words = remap_words(plan.command, executor, paths, ship_code=ship_code)
-            groups = [[shlex.join(words)]]
-            extra_env = {}
-        req = SlurmBatchRequest(launch_cmd=["sbatch", "--parsable"], jobs=[name], command_groups=groups, executor=ex,
-                                max_retries=ex.retries, extra_env=extra_env, launcher=ex.get_launcher())
-        return req.materialize()
+        values = ex.macro_values()
+        role = values.apply(app.roles[0]) if values else app.roles[0]
+        command = sbatch_script.torchrun_command(role, marker, words, profile)
+        env = {**{k: v for k, v in role.env.items() if k not in env}, **env}  # torchx's own (LOGLEVEL)
+    else:
+        words = remap_words(plan.command, executor, paths, ship_code=ship_code)
+        command = shlex.join(check_command(words))
+    return sbatch_script.render(ex, name=name, host_job_dir=paths.host, command=command, env=env,
+                                setup=_setup_lines(ex, paths), profile=profile)
 
 
 def render_ray_sbatch(executor, plan, paths: JobPaths, *, name: str, comment: str, ship_code: bool) -> str:
-    """The sbatch script of nemo-run's Slurm RayJob (head + workers, then the command on the head)."""
+    """The sbatch script of nemo-run's Slurm RayJob (head + workers, then the command on the head).
+
+    Its template writes paths, image, mounts, account and partition unquoted in many places,
+    so those must be plain words here (checked, else refused in one line); our env is exported
+    quoted in the setup lines (nemo-run gets none), and the command travels in a variable:
+    the template puts it inside double quotes, where `$(...)` would run.
+    """
     nemo_run()
     from nemo_run.run.ray.slurm import SlurmRayRequest
 
+    from nemotron_core.execution.shellsafe import check_command, check_value, export_lines
+
+    profile = job_options(executor).profile
     ex = _prepared(executor, paths, name=name, comment=comment)
+    plain = re.compile(r"[A-Za-z0-9_.:/@+=-]*\Z")
+    for key, value in [("job dir", paths.host), ("container_image", ex.container_image), ("account", ex.account),
+                       ("partition", ex.partition), ("gres", ex.gres),
+                       *(("mounts", m) for m in ex.container_mounts or [])]:
+        if value is not None and not plain.match(check_value(value, profile=profile, key=key)):
+            raise SlurmError(f"profile '{profile}': {key} = {value!r} holds a space or shell character, which "
+                             f"nemo-run's Ray container template writes unquoted; use a plain path/name "
+                             f"(letters, digits, . _ - / : @ + =)")
     words = remap_words(plan.command, executor, paths, ship_code=ship_code)
+    command = shlex.join(check_command(words))
+    env = dict(ex.env_vars or {})
+    ex.env_vars = {}
+    ex.setup_lines = "\n".join(["{ set +vx; } 2>/dev/null  # nemotron: startup lines are not traced",
+                                *export_lines(env, profile=profile), *_setup_lines(ex, paths),
+                                f"NEMOTRON_COMMAND={shlex.quote(command)}"])
     with _quiet_nemo_run():
         req = SlurmRayRequest(name=name, cluster_dir=f"{paths.host}/ray", template_name=ex.ray_template, executor=ex,
-                              command=shlex.join(words), workdir=paths.code if ship_code else None,
+                              command="$NEMOTRON_COMMAND", workdir=paths.code if ship_code else None,
                               nemo_run_dir=paths.host, launch_cmd=["sbatch", "--parsable"])
         return fix_ray_srun_flags(req.materialize())
 
@@ -633,17 +687,25 @@ class SlurmBackend:
         render = renderer(executor, plan)
         script = render(executor, plan, paths, name=name, comment=comment, ship_code=ship)
         self._ship(shell, executor, paths, ship)
+        self._mount_points(shell, executor, paths)
         (paths.local / "sbatch.sh").write_text(script, encoding="utf-8")
-        if secrets_path is not None:
-            shell.put(secrets_path, f"{paths.host}/{SECRETS_FILE}", private=True)
-        for name_ in ("train.yaml", "job.yaml", "sbatch.sh"):
-            if (paths.local / name_).is_file():
-                shell.put(paths.local / name_, f"{paths.host}/{name_}")
-        sbatch_path = f"{paths.host}/sbatch.sh"
-        ref.save()  # id still None: a crash from here on is recovered by comment (recover_id)
-        out = shell.run(["sbatch", "--parsable", "--requeue", sbatch_path], timeout=120)
-        if out.returncode != 0:
-            raise SlurmError(f"sbatch {sbatch_path} failed: {' '.join(out.stderr.split()) or out.stdout.strip()}")
+        remote_secrets = f"{paths.host}/{SECRETS_FILE}"
+        try:
+            if secrets_path is not None:
+                shell.put(secrets_path, remote_secrets, private=True)
+            for name_ in ("train.yaml", "job.yaml", "sbatch.sh"):
+                if (paths.local / name_).is_file():
+                    shell.put(paths.local / name_, f"{paths.host}/{name_}")
+            sbatch_path = f"{paths.host}/sbatch.sh"
+            ref.save()  # id still None: a crash from here on is recovered by comment (recover_id)
+            out = shell.run(["sbatch", "--parsable", "--requeue", sbatch_path], timeout=120,
+                            hide=job_options(executor).secret_names)
+            if out.returncode != 0:
+                raise SlurmError(f"sbatch {sbatch_path} failed: {' '.join(out.stderr.split()) or out.stdout.strip()}")
+        except BaseException:
+            if secrets_path is not None and not shell.local_fs():  # no job will read the cluster's copy
+                shell.run(["rm", "-f", remote_secrets])
+            raise
         ref.id = out.stdout.strip().split(";")[0]
         ref.save()
         poller_for(ref.cluster).watch(ref.id, ref.tag, name)
@@ -673,6 +735,22 @@ class SlurmBackend:
         if out.returncode != 0:
             raise SlurmError(f"unpacking the code on the cluster failed: {out.stderr.strip()}")
         archive.unlink()
+
+    def _mount_points(self, shell: SlurmShell, executor, paths: JobPaths) -> None:
+        """Targets under /nemo_run (`${auto_mount:}` → /nemo_run/mounts/<name>) exist in the job dir mounted there."""
+        from nemotron_core.execution.backends.sbatch_script import RUNDIR
+
+        if not executor.container_image:
+            return
+        targets = [m.split(":")[1] for m in executor.container_mounts or [] if m.count(":") >= 1]
+        folders = [paths.host + t[len(RUNDIR):] for t in targets if t.startswith(RUNDIR + "/") and ".." not in t]
+        if not folders:
+            return
+        if shell.local_fs():
+            for folder in folders:
+                Path(folder).mkdir(parents=True, exist_ok=True)
+        else:
+            shell.run(["mkdir", "-p", *folders])
 
     def recover_id(self, ref: JobRef) -> str | None:
         """The job id of a submission whose ref was saved without one (found by its comment)."""

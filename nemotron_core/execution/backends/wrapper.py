@@ -1,5 +1,8 @@
 """`<job dir>/launch.sh`: the script a local or Ray job runs (Slurm jobs use the sbatch script).
 
+Code by design, emitted as written: the profile's startup commands. Everything else (env
+names and values, the command's words, the job dir) is data: checked and quoted (shellsafe.py).
+
 It changes to the job dir, records its pid, exports the non-secret env, sources
 secrets.env with tracing off, runs the startup commands and the command, and writes the
 command's exit code to `<job dir>/exit_code` — so a process that did not start the job
@@ -13,6 +16,7 @@ import shlex
 from pathlib import Path
 
 from nemotron_core.execution.secrets_file import SECRETS_FILE, source_lines
+from nemotron_core.execution.shellsafe import check_command, export_lines
 
 LAUNCH_FILE = "launch.sh"
 PID_FILE = "pid"
@@ -29,10 +33,10 @@ def render_launch_script(job_dir: Path, command: list[str], *, env: dict[str, st
         f"# Secrets are read from {SECRETS_FILE} (mode 0600) beside this file; they are never written here.",
         f"cd {d} || exit 1",
         f"echo $$ > {d}/{PID_FILE}",
-        *(f"export {k}={shlex.quote(str(v))}" for k, v in sorted(env.items())),
+        *export_lines(dict(sorted(env.items()))),  # names checked (a name is not quoted), values quoted
         *source_lines(f"{job_dir}/{SECRETS_FILE}"),
         *startup,
-        f"{shlex.join(command)} &",
+        f"{shlex.join(check_command(command))} &",
         "child=$!",
         "trap 'kill -TERM \"$child\" 2>/dev/null' TERM INT",
         'while :; do wait "$child"; rc=$?; kill -0 "$child" 2>/dev/null || break; done',

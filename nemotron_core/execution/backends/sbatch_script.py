@@ -1,0 +1,154 @@
+"""The sbatch script of a Slurm job, rendered here with every value quoted.
+
+nemo-run's `SlurmBatchRequest.materialize()` writes `export KEY=value` raw and upper-cases
+KEY, puts the log paths on the `srun` line unquoted, traces the whole script (`set -evx`,
+so a startup command using `$HF_TOKEN` prints the token), and, without a container,
+replaces every `/nemo_run` in the text with the job dir (mangling any path that contains
+it, e.g. NEMORUN_HOME=<state>/nemo_run). So we render the same layout ourselves, from the
+same executor fields (its SBATCH_FLAGS, additional_parameters, container image and mounts,
+srun_args, retries) and with nemo-run's torchrun launcher (through torchx) for the command:
+
+    #SBATCH --flag=<quoted>           sorted, one per field; a value with a newline is refused
+    set -ev                           -v echoes lines as written (no expansion, so no values)
+    export NAME=<quoted>              names checked, case kept
+    <source secrets.env untraced>
+    <setup lines>                     PATH for a container-free job + startup_commands (code)
+    srun --output <quoted dir>/log-... <--chdir | --container-*> ... <command>
+    exit code handling, requeue for retries (as nemo-run's template)
+
+Code by design, emitted as written: `startup_commands` and the recipe's `cmd` template
+(after it is split into words and requoted). Everything else is data (shellsafe.py).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import asdict
+from typing import Any
+
+from nemotron_core.execution.shellsafe import check_command, check_mount, check_value, check_words, export_lines
+
+RUNDIR = "/nemo_run"  # where a container sees the job dir (nemo-run's RUNDIR_NAME)
+_SPECIAL = "/$nemo_run"  # nemo-run's mount prefix for "the job dir on the host"
+_LAUNCHER_WORD = re.compile(r"[A-Za-z0-9_.:=$/,+-]+\Z")  # torchrun's own args: ports, $head_node_ip, $SLURM_NODEID
+_RESTART = "${SLURM_RESTART_COUNT:-0}"
+
+
+def _flag(key: str, value: Any, profile: str | None) -> str:
+    key = key.replace("_", "-")
+    if value is True:
+        return f"#SBATCH --{key}"
+    return f"#SBATCH --{key}={shlex.quote(check_value(value, profile=profile, key=key.replace('-', '_')))}"
+
+
+def sbatch_flags(ex, *, name: str, folder: str, profile: str | None) -> list[str]:
+    """`#SBATCH` lines from the executor's sbatch fields (nemo-run's SBATCH_FLAGS) and additional_parameters."""
+    fields = asdict(ex)
+    params = {k: v for k, v in fields.items() if v is not None and k in type(ex).SBATCH_FLAGS}
+    params["job_name"] = name
+    params["output"] = f"{folder}/sbatch_{name}_%j.out"
+    if not ex.stderr_to_stdout:
+        params["error"] = f"{folder}/sbatch_{name}_%j.err"
+    extra = ex.additional_parameters or {}
+    if not isinstance(extra, dict):
+        raise _error(profile, f"additional_parameters = {extra!r} must be a table of sbatch options")
+    for k in extra:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", str(k)):
+            raise _error(profile, f"additional_parameters key {k!r} is not an sbatch option name")
+    params.update(extra)
+    lines = [_flag(k, params[k], profile) for k in sorted(params) if params[k] is not False]
+    if ex.dependencies:
+        lines.append(_flag("dependency", f"{ex.dependency_type}:{':'.join(ex.parse_deps())}", profile))
+    return lines
+
+
+def _error(profile: str | None, text: str):
+    from nemotron_core.errors import ProfileError
+
+    return ProfileError(f"profile '{profile}': {text}" if profile else text)
+
+
+def container_flags(ex, *, host_job_dir: str, profile: str | None) -> list[str]:
+    """`--chdir <job>/code` without a container; pyxis flags with one (the job dir mounted at /nemo_run)."""
+    if not ex.container_image:
+        return ["--chdir", f"{host_job_dir}/code"]
+    mounts = [check_mount(m, profile=profile) for m in (ex.container_mounts or [])]
+    mounts = [host_job_dir + m[len(_SPECIAL):] if m.startswith(_SPECIAL) else m for m in mounts]
+    # The job dir first: pyxis mounts in order, and `${auto_mount:}` targets lie under /nemo_run/mounts.
+    mounts.insert(0, check_mount(f"{host_job_dir}:{RUNDIR}", profile=profile, key="job dir"))
+    flags = ["--container-image", check_value(ex.container_image, profile=profile, key="container_image"),
+             "--container-mounts", ",".join(mounts), "--container-workdir", f"{RUNDIR}/code"]
+    if ex.container_env:
+        flags += ["--container-env", ",".join(check_words(ex.container_env, profile=profile, key="container_env"))]
+    return flags
+
+
+def torchrun_command(role, script_marker: str, script_words: list[str], profile: str | None) -> str:
+    """`torchrun <launcher args> <script> <args>`: the launcher's own words stay as torchx wrote them
+    (they hold `$head_node_ip`/`$SLURM_NODEID`, which must expand), the script and its args are quoted."""
+    args = list(role.args)
+    at = args.index(script_marker)
+    launcher = [w if _LAUNCHER_WORD.match(w) else shlex.quote(w) for w in [role.entrypoint, *args[:at]]]
+    return " ".join([*launcher, shlex.join(check_command(script_words))])
+
+
+def render(ex, *, name: str, host_job_dir: str, command: str, env: dict[str, str], setup: list[str],
+           profile: str | None) -> str:
+    """The script text. `command` is already a quoted shell command line; `setup` lines are code."""
+    folder = host_job_dir
+    srun = ["srun", "--output", None, *(["--error", None] if not ex.stderr_to_stdout else []),
+            *container_flags(ex, host_job_dir=host_job_dir, profile=profile), "--wait=60", "--kill-on-bad-exit=1",
+            *check_words(ex.srun_args or [], profile=profile, key="srun_args")]
+    quoted = []
+    for i, word in enumerate(srun):
+        if word is None:  # a log path: the folder quoted, the file name (ours) expands the restart count
+            suffix = "out" if srun[i - 1] == "--output" else "err"
+            quoted.append(f"{shlex.quote(folder)}/log-{name}_%j_{_RESTART}.{suffix}")
+        else:
+            quoted.append(shlex.quote(word))
+    retries = int(ex.retries or 0)
+    lines = [
+        "#!/bin/bash",
+        "#",
+        "# Generated by nemotron (nemo-run's SlurmExecutor fields, every value quoted)",
+        "# Run with: sbatch --parsable",
+        "#",
+        "",
+        "# Parameters",
+        *sbatch_flags(ex, name=name, folder=folder, profile=profile),
+        "",
+        "set -ev",
+        "",
+        "export PYTHONUNBUFFERED=1",
+        "export SLURM_UNBUFFEREDIO=1",
+        f"export TORCHX_MAX_RETRIES={retries}",
+        "",
+        "set +e",
+        "",
+        "# setup",
+        "",
+        'nodes=( $( scontrol show hostnames "$SLURM_JOB_NODELIST" ) )',
+        'nodes_array=("${nodes[@]}")',
+        "head_node=${nodes_array[0]}",
+        'head_node_ip=$(srun --nodes=1 --ntasks=1 -w "$head_node" hostname --ip-address)',
+        "",
+        *export_lines(env, profile=profile),
+        *setup,
+        "",
+        "# Command 1",
+        "",
+        f"{' '.join(quoted)} {command}",
+        "",
+        "exitcode=$?",
+        "set -e",
+        "",
+        'echo "job exited with code $exitcode"',
+        'if [ $exitcode -ne 0 ]; then',
+        '    if [ "$TORCHX_MAX_RETRIES" -gt "${SLURM_RESTART_COUNT:-0}" ]; then',
+        '        scontrol requeue "$SLURM_JOB_ID"',
+        "    fi",
+        "    exit $exitcode",
+        "fi",
+    ]
+    return "\n".join(lines) + "\n"
