@@ -182,7 +182,8 @@ def _message(err: dict[str, Any], where: str, model: type[BaseModel], table: Any
         dotted = ".".join(map(str, loc[:-1])) if key_error else dotted
         return (f"{where} {dotted}: {str(name)!r} is not an environment variable name "
                 f"(letters, digits and _, not starting with a digit)")
-    secret = any(is_secret_key(str(p)) or is_secret_name(str(p)) for p in loc)
+    # A value under a secret-looking key is not echoed (`secrets` itself only lists names).
+    secret = any(is_secret_key(str(p)) or is_secret_name(str(p)) for p in loc if p != "secrets")
     shown = "" if secret else f" = {_short(err['input'])}"
     if key == "executor":
         return f"{where} executor{shown} is not one of {one_of(EXECUTORS)}{did_you_mean(str(err['input']), EXECUTORS)}"
