@@ -86,7 +86,8 @@ def run_stage(stage: Stage, request: StageRequest, inputs: dict[str, str]) -> st
     job = prepare_job(stage, request, inputs)            # runspec, config + overrides, pinned inputs, content key
     if done := published_output(job):                    # this exact content is registered already
         return done
-    executor = create_executor(job.profile, job.spec)    # local / torchrun / Ray head / Slurm, from the profile
+    executor = create_executor(job.profile, job.spec,    # local / torchrun / Ray head / Slurm, from the profile
+                               job_config=job.job_config)  # (+ the config's ${auto_mount:} mounts)
     handle = submit_or_attach(job, executor)             # re-attach by content key, else write configs and submit
     wait_streaming_logs(job, handle)                     # job logs → Prefect logger; JobError unless COMPLETED
     return register_output(job, handle)                  # publish output_dir → "nano3-...:vN" with lineage

@@ -384,3 +384,28 @@ def test_hostile_env_values_reach_a_real_slurm_job_intact(slurm_cluster, tmp_pat
         assert job_env.get(k) == v, k
     assert "LOWER_CASE" not in job_env
     assert f"extra=['--x', '$(touch {m})']" in logs
+
+
+# --------------------------------------------------------------------------- local launch.sh
+
+
+def test_a_local_jobs_launch_script_takes_no_code_from_env_names_or_values(cli, tmp_path, capsys):
+    from tests.fixtures.waiting import wait_for
+
+    marker = tmp_path / "INJECTED"
+    m = shlex.quote(str(marker))
+    bad_name = f'[loc]\nexecutor = "local"\n[loc.env]\n{toml_str(f"A=1;touch {m};B")} = "v"\n'
+    assert_refused(cli(bad_name, "--batch", "loc", "sleep=0"), capsys, "env")
+    values = {"SEMI": f"v; touch {m}", "SUBST": f"$(touch {m})", "TICK": f"`touch {m}`", "QUOTES": "a'b\"c",
+              "lower_case": "kept"}
+    dump = tmp_path / "job env"
+    toml = (f'[loc]\nexecutor = "local"\nstartup_commands = [{toml_str(f"env -0 > {shlex.quote(str(dump))}")}]\n'
+            "[loc.env]\n" + "".join(f"{k} = {toml_str(v)}\n" for k, v in values.items()))
+    assert cli(toml, "--batch", "loc", "sleep=0", "--", "--x", f"$(touch {m})") == 0, capsys.readouterr().err
+    (job_dir,) = (tmp_path / "state" / "jobs" / "test-job").iterdir()
+    wait_for(lambda: (job_dir / "exit_code").is_file(), 60, "the local job's end")
+    job_env = dict(kv.split("=", 1) for kv in dump.read_text().split("\0") if "=" in kv)
+    assert {k: job_env.get(k) for k in values} == values and "LOWER_CASE" not in job_env
+    assert f"extra=['--x', '$(touch {m})']" in (job_dir / "job.log").read_text()
+    assert not marker.exists()
+    assert subprocess.run(["bash", "-n", str(job_dir / "launch.sh")]).returncode == 0
