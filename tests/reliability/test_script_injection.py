@@ -409,3 +409,49 @@ def test_a_local_jobs_launch_script_takes_no_code_from_env_names_or_values(cli, 
     assert f"extra=['--x', '$(touch {m})']" in (job_dir / "job.log").read_text()
     assert not marker.exists()
     assert subprocess.run(["bash", "-n", str(job_dir / "launch.sh")]).returncode == 0
+
+
+# --------------------------------------------------------------------------- nemo-run's Ray container template
+
+
+def nemotron_dry_run(tmp_path: Path, profile: str, *words: str, state: Path) -> subprocess.CompletedProcess:
+    from tests.reliability.conftest import clean_env
+
+    env_file = tmp_path / "env.toml"
+    env_file.write_text(profile)
+    env = clean_env(NEMOTRON_ENV_FILE=str(env_file), NEMOTRON_STATE_DIR=str(state), COLUMNS="400")
+    return subprocess.run([str(Path(sys.executable).with_name("nemotron")), "nano3", *words, "--run", "ray",
+                           "--dry-run"], capture_output=True, text=True, env=env, timeout=300)
+
+
+RAY_PROFILE = """[ray]
+executor = "slurm"
+partition = "batch"
+nodes = 2
+container_image = "nvcr.io/nvidia/nemo:25.11"
+"""
+
+
+def test_the_ray_container_template_gets_quoted_exports_and_the_command_in_a_variable(tmp_path):
+    marker = tmp_path / "INJECTED"
+    m = shlex.quote(str(marker))
+    hostile = {"SUBST": f"$(touch {m})", "SEMI": f"v; touch {m}", "lower_case": "a b"}
+    profile = RAY_PROFILE + "[ray.env]\n" + "".join(f"{k} = {toml_str(v)}\n" for k, v in hostile.items())
+    p = nemotron_dry_run(tmp_path, profile, "data", "prep", "pretrain", state=tmp_path / "state")
+    assert p.returncode == 0, p.stderr[-3000:]
+    script = p.stdout[p.stdout.index("#!/bin/bash"):]
+    bash_n(script)
+    for k, v in hostile.items():
+        assert f"export {k}={shlex.quote(v)}\n" in script
+    assert "LOWER_CASE" not in script
+    (line,) = [ln for ln in script.splitlines() if ln.startswith("NEMOTRON_COMMAND=")]
+    (command,) = shlex.split(line.split("=", 1)[1])  # one quoted word, evaluated once by `bash -c` on the head
+    assert "data_prep.py --config /nemo_run/train.yaml" in command
+    assert 'COMMAND="${COMMAND:-$NEMOTRON_COMMAND}"' in script
+    assert not marker.exists()
+
+
+def test_the_ray_container_template_refuses_a_state_folder_it_cannot_quote(tmp_path):
+    p = nemotron_dry_run(tmp_path, RAY_PROFILE, "data", "prep", "pretrain", state=tmp_path / "state dir")
+    err = p.stderr.strip()
+    assert p.returncode != 0 and len(err.splitlines()) == 1 and err.startswith("error:") and "job dir" in err, err
