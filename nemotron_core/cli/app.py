@@ -130,8 +130,11 @@ def main(argv: list[str] | None = None, *, cli: typer.Typer | None = None) -> in
     except (Abort, KeyboardInterrupt, EOFError):
         print("aborted", file=sys.stderr, flush=True)
         return 130
-    except SystemExit as e:
-        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except SystemExit as e:  # sys.exit() in a library: its code; a message is printed as our one line
+        if isinstance(e.code, int) or e.code is None:
+            return e.code or 0
+        print_error(str(e.code))
+        return 1
     except BrokenPipeError:  # `nemotron artifacts list | head`: the reader left; no noise at exit either
         import os
 

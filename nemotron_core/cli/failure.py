@@ -69,7 +69,10 @@ def print_internal_error(exc: BaseException) -> None:
 
         text = "".join(traceback.format_exception(exc))
         print(mask_secrets(text), end="", file=sys.stderr)
-    message = " ".join(str(exc).split())
+    try:
+        message = " ".join(str(exc).split())
+    except Exception:  # noqa: BLE001 - an exception whose __str__ fails is still reported
+        message = "<message could not be rendered>"
     if len(message) > MAX_LINE // 2:  # keep room for the hint at the end of the line
         message = mask_secrets(message)[:MAX_LINE // 2 - 3] + "..."
     what = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
