@@ -84,7 +84,12 @@ _declared: set[str] = set()
 
 
 def declare_secret_names(names: Iterable[str]) -> None:
-    """Treat these environment variables as secrets from now on (env.toml `secrets`, `api_key_env`)."""
+    """Treat these environment variables as secrets (env.toml `secrets`, `api_key_env`).
+
+    Replaces the previous declaration: the names are those of the env.toml loaded last
+    (one per CLI or flow process; tests load many).
+    """
+    _declared.clear()
     _declared.update(str(n) for n in names if n)
 
 

@@ -228,3 +228,17 @@ def test_fuzzed_env_files_raise_only_profile_errors(lines, name):
         parse_env_text("\n".join(lines)).profile(name)
     except ProfileError as e:
         assert "\n" not in str(e)
+
+
+def test_declared_secrets_are_redacted_from_every_error(monkeypatch):
+    from nemotron_core.errors import ArtifactError
+    from nemotron_core.secrets import REDACTED
+
+    monkeypatch.setenv("DB_PASS", "db-pass-value-1")
+    monkeypatch.setenv("HF_TOKEN", "hf-token-value-2")
+    monkeypatch.setenv("WB", "wandb-key-value-3")
+    parse_env_text('[p]\nsecrets = ["DB_PASS"]\n[q.wandb]\napi_key_env = "WB"\n')
+    message = str(ArtifactError("no artifact named 'db-pass-value-1' or hf-token-value-2 or wandb-key-value-3"))
+    assert message == f"no artifact named '{REDACTED}' or {REDACTED} or {REDACTED}"
+    parse_env_text("[p]\n")  # the env.toml loaded last declares nothing: DB_PASS is an ordinary variable again
+    assert "db-pass-value-1" in str(ArtifactError("db-pass-value-1"))
