@@ -52,7 +52,10 @@ def test_status_returncode_and_text():
 def test_comment_tags_round_trip_and_stay_parseable():
     c = make_comment(flow_run_id="fr-1", content_key="abc;def=1 x", tag="20260101-000000-abcdef")
     assert c.startswith("nemotron:") and " " not in c
-    assert parse_comment(c) == {"flow_run": "fr-1", "key": "abc_def_1_x", "job": "20260101-000000-abcdef"}
+    from nemotron_core.execution.owner import current_user, server_identity
+
+    assert parse_comment(c) == {"flow_run": "fr-1", "key": "abc_def_1_x", "job": "20260101-000000-abcdef",
+                                "server": server_identity(), "user": current_user()}
     assert parse_comment("someone else's comment") is None
 
 
