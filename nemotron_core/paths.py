@@ -7,15 +7,25 @@ caches, Slurm state, job dirs, the local artifact store) lives under `state_dir(
 
 One exception, by necessity: Ray puts unix sockets under its temp dir and a socket path
 holds at most 107 bytes, so that dir may be ~41 chars long. When `<state>/ray` is longer
-(a deep checkout), `ray_temp_dir()` hands Ray a short symlink in $XDG_RUNTIME_DIR (or /tmp)
-that points into the state folder: the files still land under the state folder. Links whose
-folder is gone are removed when the next link is made (`remove_ray_temp_links`).
+(a deep checkout), `ray_temp_dir()` hands Ray a short symlink that points into the state
+folder: the files still land under the state folder. The links live in a per-user folder,
+`$XDG_RUNTIME_DIR/nemotron` or `/tmp/nemotron-<uid>`, created 0700 and checked (a real
+folder, owned by this user, no group/other access) before every use: /tmp is shared, so a
+link another user planted is never followed or reused. Links whose folder is gone are
+removed when the next link is made (`remove_ray_temp_links`).
+
+File modes: whoever resolves the state folder (CLI, flows, workers, jobs) gets a umask of
+at least 077 (`private_umask`), so what the tool writes - state, job dirs, published
+artifacts - is readable by the owner only; children (Ray, Slurm jobs) inherit it.
+`NEMOTRON_UMASK=027` (octal) opens files to the group, e.g. for a team registry; the
+"other" bits stay closed whatever it says.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 #: The checkout this package was imported from (editable install / source tree).
@@ -27,7 +37,29 @@ def project_root() -> Path | None:
     return PACKAGE_ROOT if (PACKAGE_ROOT / "pyproject.toml").is_file() else None
 
 
+def private_umask() -> int:
+    """Tighten this process's umask to at least 077 (or $NEMOTRON_UMASK, which always keeps
+    "other" closed); returns the umask now in force. Idempotent and cheap (two syscalls)."""
+    wanted = 0o077
+    text = os.environ.get("NEMOTRON_UMASK")
+    if text:
+        try:
+            wanted = int(text, 8) | 0o007
+        except ValueError:
+            from .errors import NemotronError
+
+            raise NemotronError(f"NEMOTRON_UMASK={text!r} is not an octal umask; use e.g. 077 or 027") from None
+    old = os.umask(wanted)
+    new = (old | wanted) & 0o777 if not text else wanted
+    if new != wanted:
+        os.umask(new)
+    return new
+
+
 def state_dir() -> Path:
+    """The state folder (not created here); also applies `private_umask()` so that whatever the
+    caller writes under it next is private, whichever entry point it came through."""
+    private_umask()
     env = os.environ.get("NEMOTRON_STATE_DIR")
     if env:
         return Path(env).expanduser().resolve()
@@ -42,6 +74,7 @@ def state_env(state: Path | None = None) -> dict[str, str]:
     ~/.cache, ~/.nemo_run, /tmp/ray or /tmp/torchinductor_$USER.
     """
     s = state or state_dir()
+    private_umask()  # whoever exports the state folder to a child hands it the private umask too
     return {
         "NEMOTRON_STATE_DIR": str(s),
         "PREFECT_HOME": str(s / "prefect"),
@@ -72,32 +105,84 @@ def _ray_temp_dir_limit() -> int:
     return 107 - 61 - pid_digits
 
 
+def _private_dir(path: Path) -> Path:
+    """`path` as a folder only this user can enter: created 0700, else checked with lstat (a real
+    folder, not a link; owned by us; no group/other access - tightened when we own it)."""
+    uid = os.getuid()
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(path)
+    from .errors import NemotronError
+
+    if not stat.S_ISDIR(st.st_mode):
+        raise NemotronError(f"{path} is not a folder (a link or file someone else may have planted); remove it, "
+                            f"or set XDG_RUNTIME_DIR to a private folder")
+    if st.st_uid != uid:
+        raise NemotronError(f"{path} belongs to uid {st.st_uid}, not to you (uid {uid}); its links cannot be "
+                            f"trusted - remove it (ask an admin), or set XDG_RUNTIME_DIR to a private folder")
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        os.chmod(path, 0o700, follow_symlinks=False)
+    return path
+
+
+def ray_link_dir() -> Path:
+    """The per-user folder for Ray's short links: $XDG_RUNTIME_DIR/nemotron when that is a
+    folder of ours that keeps links short enough, else /tmp/nemotron-<uid>."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and len(runtime) + len("/nemotron/ray-") + _LINK_HASH <= _ray_temp_dir_limit():
+        try:
+            st = os.stat(runtime)
+            if stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o022:
+                return _private_dir(Path(runtime) / "nemotron")
+        except OSError:
+            pass  # exported by sbatch from another machine: not here
+    return _private_dir(Path("/tmp") / f"nemotron-{os.getuid()}")
+
+
+_LINK_HASH = 10
+
+
 def ray_temp_dir(state: Path | None = None, name: str = "ray") -> Path:
     """Ray's temp dir `<state>/<name>`, created; a short symlink to it when that path is too long."""
     real = (state or state_dir()) / name
     real.mkdir(parents=True, exist_ok=True)
-    real = real.resolve()
+    return short_ray_link(real.resolve())
+
+
+def short_ray_link(real: Path) -> Path:
+    """`real` when Ray's socket paths fit under it, else a link to it in `ray_link_dir()`: ours
+    (lstat owner) and pointing at `real`, or replaced atomically - never one another user made."""
     if len(str(real)) <= _ray_temp_dir_limit():
         return real
-    base = Path(os.environ.get("XDG_RUNTIME_DIR") or "/tmp")
-    tag = hashlib.sha256(str(real).encode()).hexdigest()[:10]
-    link = base / f"nemotron-ray-{os.getuid()}-{tag}"
-    if not (link.is_symlink() and os.readlink(link) == str(real)):
+    base = ray_link_dir()
+    link = base / f"ray-{hashlib.sha256(str(real).encode()).hexdigest()[:_LINK_HASH]}"
+    from .errors import NemotronError
+
+    if len(str(link)) > _ray_temp_dir_limit():
+        raise NemotronError(f"Ray temp dir {link} is too long for unix sockets: set XDG_RUNTIME_DIR to a short "
+                            f"private folder")
+    if not _our_link_to(link, real):
         remove_ray_temp_links(base, dangling_only=True)  # what deleted state folders left behind
         tmp = link.with_name(f"{link.name}.{os.getpid()}")
         tmp.unlink(missing_ok=True)
         tmp.symlink_to(real, target_is_directory=True)
         os.replace(tmp, link)  # atomic: concurrent callers agree on the same link
-    if len(str(link)) > _ray_temp_dir_limit():
-        from .errors import NemotronError
-
-        raise NemotronError(f"Ray temp dir {link} is too long for unix sockets: set XDG_RUNTIME_DIR to a short folder")
     return link
+
+
+def _our_link_to(link: Path, real: Path) -> bool:
+    try:
+        st = os.lstat(link)
+        return stat.S_ISLNK(st.st_mode) and st.st_uid == os.getuid() and os.readlink(link) == str(real)
+    except OSError:
+        return False
 
 
 def remove_ray_temp_links(base: Path | None = None, *, into: Path | None = None,
                           dangling_only: bool = False) -> list[Path]:
-    """Remove this user's short Ray links in `base` ($XDG_RUNTIME_DIR or /tmp): those pointing
+    """Remove this user's short Ray links in `base` (default `ray_link_dir()`): those pointing
     under `into`, and/or those whose target is gone. Returns the links removed.
 
     A link is shared by every Ray process of its state folder and cannot be removed when one
@@ -105,14 +190,30 @@ def remove_ray_temp_links(base: Path | None = None, *, into: Path | None = None,
     target is gone (a deleted checkout or test folder), and by the owner of a whole state
     folder when it is done (the test session, `scripts/ray stop`).
     """
-    base = base or Path(os.environ.get("XDG_RUNTIME_DIR") or "/tmp")
+    base = base or ray_link_dir()
     inside = str(into.resolve()) + os.sep if into is not None else None
     removed = []
-    for link in base.glob(f"nemotron-ray-{os.getuid()}-*"):
-        if not link.is_symlink():
+    for link in base.glob("ray-*"):
+        try:
+            st = os.lstat(link)
+        except OSError:
+            continue
+        if not stat.S_ISLNK(st.st_mode) or st.st_uid != os.getuid():
             continue
         target = os.readlink(link)
         if (inside is not None and (target + os.sep).startswith(inside)) or (dangling_only and not link.exists()):
             link.unlink(missing_ok=True)
             removed.append(link)
     return removed
+
+
+if __name__ == "__main__":  # `python -m nemotron_core.paths ray-link REAL`: the one rule, for shell scripts
+    import sys
+
+    if len(sys.argv) == 3 and sys.argv[1] == "ray-link":
+        print(short_ray_link(Path(sys.argv[2]).resolve()))
+    elif len(sys.argv) == 3 and sys.argv[1] == "remove-ray-links":
+        for removed in remove_ray_temp_links(into=Path(sys.argv[2])):
+            print(removed)
+    else:
+        sys.exit("usage: python -m nemotron_core.paths ray-link REAL | remove-ray-links FOLDER")

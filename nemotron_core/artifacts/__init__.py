@@ -69,6 +69,9 @@ def open_registry(artifacts_cfg: Mapping[str, Any] | None = None) -> ArtifactReg
                                                                 else <state>/artifacts)
     {"backend": "wandb", "project": "...", "entity": ..., "mode": "online"|"offline"}
     """
+    from nemotron_core.paths import private_umask
+
+    private_umask()  # what the registry writes is private by default, whatever root it has
     cfg = dict(artifacts_cfg or {})
     unknown = sorted(set(cfg) - _CFG_KEYS)
     if unknown:

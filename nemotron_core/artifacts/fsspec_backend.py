@@ -57,7 +57,7 @@ from .pathcheck import check_component
 from .refs import LATEST, check_alias, check_name, parse_ref
 from .registry import DEFAULT_STAGING_GRACE_S, ArtifactRegistry, GcReport, Source
 from .storage import LocalStore, Store, open_store
-from .transfer import hash_stored, open_source, put_tree
+from .transfer import check_source_vs_root, hash_stored, open_source, put_tree
 from .versioning import claim_version, deleted_marker_path, record_path, scan_versions
 
 MARKER = "_upload.json"
@@ -203,6 +203,8 @@ class FsspecRegistry(ArtifactRegistry):
         meta = check_metadata(metadata, name)
         pinned = self.pin_lineage(lineage)
         src = open_source(source_dir, self.source_options(source_dir))
+        if isinstance(self.store, LocalStore):
+            check_source_vs_root(src, self.store.root, move=move)
 
         uid = f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{_host_tag()}-{os.getpid()}-{uuid.uuid4().hex[:10]}"
         upload = self._upload_dir(name, uid)

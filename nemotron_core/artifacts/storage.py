@@ -246,6 +246,33 @@ def _ignore_missing(func: Any, path: str, exc_info: Any) -> None:
 # ---------------------------------------------------------------------------- fsspec
 
 
+# What fsspec may raise that the registry's logic handles itself (absent, exists, ...).
+_PASS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, ArtifactError)
+
+
+def remote_error(where: str, what: str, exc: BaseException) -> ArtifactError:
+    """One line for a failure of an object store (no credentials, access denied, endpoint down)."""
+    detail = (str(exc).strip().splitlines() or [""])[0][:200]
+    return ArtifactError(f"{where}: {what} failed ({type(exc).__name__}: {detail}); check the credentials "
+                         f"(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or [artifacts].storage_options) and the endpoint")
+
+
+def _translated(method: Any) -> Any:
+    """Turn an object-store failure inside `method` into a one-line ArtifactError."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self: FsspecStore, rel: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, rel, *args, **kwargs)
+        except _PASS:
+            raise
+        except Exception as exc:  # noqa: BLE001 - botocore/aiohttp raise many unrelated types
+            raise remote_error(f"artifact store {self.root_uri}", f"{method.__name__} {rel or '/'}", exc) from None
+
+    return wrapper
+
+
 class FsspecStore(Store):
     """s3:// (and memory:// for unit tests) through an fsspec filesystem."""
 
@@ -286,6 +313,7 @@ class FsspecStore(Store):
         with contextlib.suppress(Exception):
             self.fs.invalidate_cache(path)
 
+    @_translated
     def read(self, rel: str) -> bytes:
         try:
             return self.fs.cat_file(self._p(rel))
@@ -294,9 +322,11 @@ class FsspecStore(Store):
         except IsADirectoryError:
             raise FileNotFoundError(self._p(rel)) from None
 
+    @_translated
     def write_atomic(self, rel: str, data: bytes) -> None:
         self.fs.pipe_file(self._p(rel), data)
 
+    @_translated
     def create_exclusive(self, rel: str, data: bytes) -> bool:
         path = self._p(rel)
         if self.scheme == "memory":
@@ -313,6 +343,7 @@ class FsspecStore(Store):
             self._fresh(path)
         return True
 
+    @_translated
     def listdir(self, rel: str) -> list[str]:
         path = self._p(rel)
         self._fresh(path)
@@ -323,11 +354,13 @@ class FsspecStore(Store):
         names = {e.rstrip("/").rsplit("/", 1)[-1] for e in entries}
         return sorted(n for n in names if n and not n.startswith("."))
 
+    @_translated
     def exists(self, rel: str) -> bool:
         path = self._p(rel)
         self._fresh(path)
         return self.fs.exists(path)
 
+    @_translated
     def remove_tree(self, rel: str) -> None:
         path = self._p(rel)
         self._fresh(path)
@@ -340,14 +373,24 @@ class FsspecStore(Store):
 
     @contextlib.contextmanager
     def open_write(self, rel: str, mode: int = 0o666) -> Iterator[BinaryIO]:
-        with self.fs.open(self._p(rel), "wb") as f:  # object stores have no modes
+        with self._remote_errors("write", rel), self.fs.open(self._p(rel), "wb") as f:  # no modes on object stores
             yield f
 
     @contextlib.contextmanager
     def open_read(self, rel: str) -> Iterator[BinaryIO]:
-        with self.fs.open(self._p(rel), "rb") as f:
+        with self._remote_errors("read", rel), self.fs.open(self._p(rel), "rb") as f:
             yield f
 
+    @contextlib.contextmanager
+    def _remote_errors(self, what: str, rel: str) -> Iterator[None]:
+        try:
+            yield
+        except _PASS:
+            raise
+        except Exception as exc:  # noqa: BLE001 - see _translated
+            raise remote_error(f"artifact store {self.root_uri}", f"{what} {rel}", exc) from None
+
+    @_translated
     def walk_files(self, rel: str) -> list[tuple[str, int]]:
         base = self._p(rel)
         self._fresh(base)

@@ -51,6 +51,7 @@ from nemotron_core.errors import ArtifactError
 from nemotron_core.paths import state_dir
 
 from .model import ArtifactFile, ArtifactVersion, check_metadata
+from .pathcheck import check_rel_path
 from .refs import LATEST, Ref, check_alias, check_name, parse_ref
 from .registry import DEFAULT_STAGING_GRACE_S, ArtifactRegistry, GcReport, Source
 from .transfer import open_source
@@ -149,7 +150,8 @@ class WandbRegistry(ArtifactRegistry):
         files: tuple[ArtifactFile, ...] = ()
         if with_files:
             files = tuple(sorted(
-                (ArtifactFile(path, int(entry.size or 0), f"md5:{entry.digest}")
+                (ArtifactFile(check_rel_path(path, f"W&B manifest of {name}"), int(entry.size or 0),
+                              f"md5:{entry.digest}")
                  for path, entry in art.manifest.entries.items()),
                 key=lambda f: f.path,
             ))
@@ -302,6 +304,7 @@ class WandbRegistry(ArtifactRegistry):
         dest = state_dir() / "cache" / "artifacts" / v.name / f"v{v.version}-{v.digest.split(':', 1)[1][:12]}"
         if dest.is_dir():
             return dest
+        _check_manifest_paths(art, v.ref)
         tmp = dest.with_name(f"{dest.name}.tmp-{uuid.uuid4().hex[:8]}")
         try:
             art.download(root=str(tmp))
@@ -320,6 +323,7 @@ class WandbRegistry(ArtifactRegistry):
 
     def verify(self, ref: str) -> ArtifactVersion:
         art = self._fetch(parse_ref(ref))
+        _check_manifest_paths(art, str(parse_ref(ref)))
         root = state_dir() / "cache" / "wandb-verify" / uuid.uuid4().hex
         try:
             art.download(root=str(root))
@@ -366,6 +370,13 @@ class WandbRegistry(ArtifactRegistry):
                 if not dry_run:
                     a.delete()
         return report
+
+
+def _check_manifest_paths(art: Any, ref: str) -> None:
+    """A W&B manifest is written by whoever logged the artifact: its paths must stay below the
+    download folder before anything is downloaded."""
+    for path in art.manifest.entries:
+        check_rel_path(path, f"W&B manifest of {ref}")
 
 
 def offline_run_dirs() -> list[Path]:
