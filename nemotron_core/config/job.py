@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import re
 import secrets as _secrets
 import subprocess
 from collections.abc import Iterable, Sequence
@@ -27,7 +26,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from nemotron_core.errors import ConfigError, NemotronError, find_cause
-from nemotron_core.secrets import REDACTED, is_secret_key, secret_env_names, secret_values
+from nemotron_core.secrets import secret_env_names, secret_values
 
 MODES = ("local", "run", "batch")
 #: A written value equal to a secret this long or longer refuses the run (shorter ones, such
@@ -49,100 +48,6 @@ def git_info(path: Path) -> dict[str, Any]:
     return {"commit": commit, "dirty": bool(dirty) if dirty is not None else None}
 
 
-_RESOLVER = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*:")
-_HARMLESS = (None, "", REDACTED, "???", True, False)
-
-
-def _describe(value: Any) -> str:
-    return "text" if isinstance(value, str) else type(value).__name__
-
-
-def _check_kept(expr: str, path: str) -> None:
-    """A kept expression is resolved by the job, which only has OmegaConf's own `oc.*` resolvers."""
-    custom = [r for r in _RESOLVER.findall(expr) if not r.startswith("oc.")]
-    if custom:
-        raise ConfigError(f"config key '{path}' reads a secret through ${{{custom[0]}:...}}; a secret reference "
-                          f"may only use ${{oc.env:VAR}} (optionally inside other oc.* resolvers)")
-
-
-def _hide_secret_keys(node: Any, path: str, under_secret: bool, kept: dict[tuple, str], at: tuple = ()) -> Any:
-    """Values under secret-named keys: interpolations are kept for the job, literals refused.
-
-    Every leaf under a secret-named key (`api_key`, `db.password`, a list or table under
-    `credentials`) must be empty, a bool, or an interpolation such as `${oc.env:VAR}`.
-    Interpolations are replaced by REDACTED for this process's resolution and put back,
-    unresolved, into job.yaml/train.yaml (`kept`); the job resolves them from its environment.
-    """
-    if isinstance(node, dict):
-        out = {}
-        for k, v in node.items():
-            here = f"{path}.{k}" if path else str(k)
-            out[k] = _hide_secret_keys(v, here, under_secret or is_secret_key(k), kept, (*at, k))
-        return out
-    if isinstance(node, list):
-        return [_hide_secret_keys(v, f"{path}.{i}", under_secret, kept, (*at, i)) for i, v in enumerate(node)]
-    if not under_secret or any(node is h or (isinstance(node, str) and node == h) for h in _HARMLESS):
-        return node
-    if isinstance(node, str) and "${" in node:
-        _check_kept(node, path)
-        kept[at] = node
-        return REDACTED
-    raise ConfigError(f"config key '{path}' is named like a secret and holds a literal value ({_describe(node)}); "
-                      f"write ${{oc.env:VAR}} and export VAR: the job reads secrets from its environment, "
-                      f"they are never written into job.yaml")
-
-
-def _keep_secret_reads(raw: Any, plain: Any, path: str, at: tuple, kept: dict[tuple, str]) -> Any:
-    """Where a resolved value holds a secret marker, keep the expression as written instead."""
-    from nemotron_core.config.resolvers import holds_secret_marker
-
-    if isinstance(raw, str) and "${" in raw and _contains(plain, holds_secret_marker):
-        _check_kept(raw, path)
-        kept[at] = raw
-        return raw
-    if isinstance(plain, dict) and isinstance(raw, dict):
-        return {k: _keep_secret_reads(raw.get(k), v, f"{path}.{k}" if path else str(k), (*at, k), kept)
-                for k, v in plain.items()}
-    if isinstance(plain, list) and isinstance(raw, list) and len(raw) == len(plain):
-        return [_keep_secret_reads(r, v, f"{path}.{i}", (*at, i), kept) for i, (r, v) in enumerate(zip(raw, plain))]
-    if _contains(plain, holds_secret_marker):  # no expression of its own to keep (cannot happen in practice)
-        raise ConfigError(f"config key '{path}' reads a secret variable in a way that cannot be kept "
-                          f"unresolved; write ${{oc.env:VAR}} as that key's whole value")
-    return plain
-
-
-def _contains(node: Any, pred) -> bool:
-    if isinstance(node, dict):
-        return any(_contains(v, pred) for v in node.values())
-    if isinstance(node, list):
-        return any(_contains(v, pred) for v in node)
-    return pred(node)
-
-
-def _check_secret_values(tree: Any, values: dict[str, str], path: str = "") -> None:
-    """No value written (any type, any key, provenance included) may hold a secret's value."""
-    if not values:
-        return
-    if isinstance(tree, dict):
-        for k, v in tree.items():
-            _check_secret_values(v, values, f"{path}.{k}" if path else str(k))
-    elif isinstance(tree, (list, tuple)):
-        for i, v in enumerate(tree):
-            _check_secret_values(v, values, f"{path}.{i}")
-    elif tree is not None and not isinstance(tree, bool):
-        text = str(tree)
-        var = next((name for value, name in values.items() if value in text), None)
-        if var:
-            raise ConfigError(f"config key '{path}' holds the value of the secret ${var}; write ${{oc.env:{var}}} "
-                              f"instead: the job reads it from its environment, it is never written into job.yaml")
-
-
-def _set(tree: Any, at: tuple, value: Any) -> None:
-    for part in at[:-1]:
-        tree = tree[part]
-    tree[at[-1]] = value
-
-
 def resolve_train_config(train: DictConfig, *, remote: bool = False, secret_names: Iterable[str] = ()):
     """Resolve all interpolations, except those that read a secret.
 
@@ -156,11 +61,12 @@ def resolve_train_config(train: DictConfig, *, remote: bool = False, secret_name
     """
     from nemotron_core.config.bounds import check_interpolations
     from nemotron_core.config.resolvers import resolution_scope
+    from nemotron_core.config.secret_refs import check_secret_values, hide_secret_keys, keep_secret_reads, put_back
 
     raw = OmegaConf.to_container(train, resolve=False)
     check_interpolations(raw)  # reference chains, cycles and string bombs: refused before resolving
     kept: dict[tuple, str] = {}
-    cfg = OmegaConf.create(_hide_secret_keys(raw, "", False, kept))
+    cfg = OmegaConf.create(hide_secret_keys(raw, "", False, kept))
     names = secret_env_names(extra=secret_names)
     with resolution_scope(remote=remote, secret_names=names) as res:
         try:
@@ -180,10 +86,9 @@ def resolve_train_config(train: DictConfig, *, remote: bool = False, secret_name
             first = str(e).splitlines()[0]
             raise ConfigError(f"config key '{key}': {first}" if key else f"config: {first}") from None
     if res.secrets_read:
-        plain = _keep_secret_reads(raw, plain, "", (), kept)
-    _check_secret_values(plain, secret_values(extra=secret_names, min_len=SCAN_MIN_LEN))
-    for at, expr in kept.items():
-        _set(plain, at, expr)
+        plain = keep_secret_reads(raw, plain, "", (), kept)
+    check_secret_values(plain, secret_values(extra=secret_names, min_len=SCAN_MIN_LEN))
+    put_back(plain, kept)
     return plain, res
 
 
@@ -219,7 +124,9 @@ def build_job_config(train: DictConfig, *, spec, mode: str = "local", profile=No
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "version": __version__,
     }
-    _check_secret_values(run, secret_values(extra=declared, min_len=SCAN_MIN_LEN), "run")  # argv, passthrough, profile
+    from nemotron_core.config.secret_refs import check_secret_values
+
+    check_secret_values(run, secret_values(extra=declared, min_len=SCAN_MIN_LEN), "run")  # argv, passthrough, profile
     return OmegaConf.create({**plain, "run": run})
 
 
