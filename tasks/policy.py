@@ -128,14 +128,13 @@ def stage_task_options(stage) -> dict[str, Any]:
 
 def runtime_options(stage, *, force: bool, env=None) -> dict[str, Any]:
     """Per flow run: result storage from env.toml [cache].results, cache locks, force."""
-    from nemotron_core.paths import state_dir
     from tasks.locks import ProcessLockManager
 
     cache_section = env.section("cache") if env is not None else {}
     results = cache_section.get("results")
     storage = _storage(results) if results else None
     policy = StageCache(stage=stage).configure(
-        lock_manager=ProcessLockManager(lock_files_directory=Path(state_dir()) / "prefect" / "locks"),
+        lock_manager=ProcessLockManager.for_env(env),  # in the shared registry: see tasks/locks.py
         isolation_level="SERIALIZABLE",
     )
     options: dict[str, Any] = {"cache_policy": policy, "refresh_cache": force}

@@ -1,0 +1,25 @@
+"""Several `prefect worker` processes on one work pool of the team server: each flow run runs once."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from tests.team.helpers import deploy_hello, run_deployment, start_worker, stop_worker, team_env, unique, wait_final
+
+
+def test_each_flow_run_is_picked_up_by_exactly_one_of_two_workers(prefect_server_postgres, tmp_path):
+    env = team_env(prefect_server_postgres.env, tmp_path / "home")
+    pool = unique("two")
+    name = deploy_hello(env, tmp_path / "code", pool)
+    record = tmp_path / "ran.txt"
+    ids = [run_deployment(env, name, x=i, sleep=1.0, record=str(record)) for i in range(6)]
+    workers = [start_worker(env, pool, tag, tmp_path / f"worker-{tag}.log") for tag in ("login1", "login2")]
+    try:
+        states = wait_final(env, ids)
+    finally:
+        for worker in workers:
+            stop_worker(worker)
+    assert set(states.values()) == {"COMPLETED"}, states
+    ran = [line.split() for line in record.read_text().splitlines()]
+    assert Counter(run_id for run_id, _ in ran) == Counter(ids)  # each exactly once
+    assert {tag for _, tag in ran} <= {"login1", "login2"}
