@@ -108,13 +108,17 @@ def _ray_temp_dir_limit() -> int:
 def _private_dir(path: Path) -> Path:
     """`path` as a folder only this user can enter: created 0700, else checked with lstat (a real
     folder, not a link; owned by us; no group/other access - tightened when we own it)."""
+    from .errors import NemotronError
+
     uid = os.getuid()
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:
         pass
+    except OSError as exc:
+        raise NemotronError(f"cannot create {path} for Ray's short links ({exc.strerror}); set XDG_RUNTIME_DIR "
+                            f"to a private folder") from None
     st = os.lstat(path)
-    from .errors import NemotronError
 
     if not stat.S_ISDIR(st.st_mode):
         raise NemotronError(f"{path} is not a folder (a link or file someone else may have planted); remove it, "
@@ -207,13 +211,28 @@ def remove_ray_temp_links(base: Path | None = None, *, into: Path | None = None,
     return removed
 
 
-if __name__ == "__main__":  # `python -m nemotron_core.paths ray-link REAL`: the one rule, for shell scripts
+def _main(argv: list[str]) -> int:
+    """`python -m nemotron_core.paths ray-link REAL | remove-ray-links FOLDER`: the one rule, for shell scripts."""
     import sys
 
-    if len(sys.argv) == 3 and sys.argv[1] == "ray-link":
-        print(short_ray_link(Path(sys.argv[2]).resolve()))
-    elif len(sys.argv) == 3 and sys.argv[1] == "remove-ray-links":
-        for removed in remove_ray_temp_links(into=Path(sys.argv[2])):
-            print(removed)
-    else:
-        sys.exit("usage: python -m nemotron_core.paths ray-link REAL | remove-ray-links FOLDER")
+    from .errors import NemotronError
+
+    try:
+        if len(argv) == 2 and argv[0] == "ray-link":
+            print(short_ray_link(Path(argv[1]).resolve()))
+        elif len(argv) == 2 and argv[0] == "remove-ray-links":
+            for removed in remove_ray_temp_links(into=Path(argv[1])):
+                print(removed)
+        else:
+            print("usage: python -m nemotron_core.paths ray-link REAL | remove-ray-links FOLDER", file=sys.stderr)
+            return 2
+    except (NemotronError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_main(sys.argv[1:]))
