@@ -92,15 +92,8 @@ class World:
 def make_world(base: Path) -> World:
     """A state folder, an artifact root outside it, every data and model artifact published (sft-model
     twice: v1 is unaliased, what gc deletes; v2 carries the alias `best`), through the real CLI."""
-    for sub in ("state", "home", "xdg"):
-        (base / sub).mkdir(parents=True, mode=0o700)
-    registry = base / "registry"
-    (base / "env.toml").write_text(ENV_TOML.format(root=registry))
-    # A clean environment: no Prefect/nemo-run homes (the CLI must pin them), no server, no secrets.
-    env = {"PATH": os.environ["PATH"], "HOME": str(base / "home"), "LANG": "C.UTF-8", "COLUMNS": "200",
-           "NEMOTRON_STATE_DIR": str(base / "state"), "NEMOTRON_ENV_FILE": str(base / "env.toml"),
-           "XDG_RUNTIME_DIR": str(base / "xdg")}
-    world = World(base, base / "state", registry, _sources(base / "sources"), env)
+    (base / "state").mkdir(parents=True, mode=0o700)
+    world = empty_world(base)
     for stage in STAGES:
         for kind in ("data", "model"):
             out = world.nemotron("nano3", kind, "import", stage, str(world.source(kind, stage)))
@@ -108,6 +101,18 @@ def make_world(base: Path) -> World:
     assert world.nemotron("nano3", "model", "import", "sft", str(world.source("model", "sft"))).returncode == 0
     assert world.nemotron("artifacts", "alias", "nano3-sft-model:v2", "best").returncode == 0
     return world
+
+
+def empty_world(base: Path) -> World:
+    """Sources and env.toml only: no state folder, no artifact root yet."""
+    for sub in ("home", "xdg"):
+        (base / sub).mkdir(parents=True, mode=0o700)
+    (base / "env.toml").write_text(ENV_TOML.format(root=base / "registry"))
+    # A clean environment: no Prefect/nemo-run homes (the CLI must pin them), no server, no secrets.
+    env = {"PATH": os.environ["PATH"], "HOME": str(base / "home"), "LANG": "C.UTF-8", "COLUMNS": "200",
+           "NEMOTRON_STATE_DIR": str(base / "state"), "NEMOTRON_ENV_FILE": str(base / "env.toml"),
+           "XDG_RUNTIME_DIR": str(base / "xdg")}
+    return World(base, base / "state", base / "registry", _sources(base / "sources"), env)
 
 
 def snapshot(roots: list[Path]) -> dict[str, str]:
@@ -186,7 +191,7 @@ def command_lines(world: World) -> list[list[str]]:
                 lines.append([*path, *args, *variant, *mode])
     placed = []
     for i, line in enumerate(lines):
-        at = (0, len(line) // 2, len(line))[i % 3]
+        at = (0, len(line) // 2, len(line))[(i + i // 3) % 3]  # not tied to the profile mode
         placed.append([*line[:at], "--dry-run", *line[at:]])
     return placed
 
@@ -210,6 +215,19 @@ def test_every_command_with_dry_run_changes_nothing(world):
         assert_plan_or_refusal(out, argv)
         diff = changes(before, snapshot(world.watched()))
         assert not diff, f"nemotron {' '.join(argv)} changed files under --dry-run:\n" + "\n".join(diff[:20])
+
+
+def test_dry_run_on_a_missing_state_folder_creates_none(tmp_path):
+    """Every leaf, bare, where no state folder, artifact root or Prefect home exists yet: none appears."""
+    empty = empty_world(tmp_path / "empty")
+    before = snapshot(empty.watched())
+    for path, command in leaves():
+        args = [argument_value(empty, path, p.name) for p in command.params
+                if p.param_type_name == "argument" and p.required]
+        argv = [*path, *args, "--dry-run"]
+        assert_plan_or_refusal(empty.nemotron(*argv), argv)
+        diff = changes(before, snapshot(empty.watched()))
+        assert not diff, f"nemotron {' '.join(argv)} created files under --dry-run:\n" + "\n".join(diff[:20])
 
 
 # --------------------------------------------------------------- the commands that acted for real
