@@ -179,16 +179,23 @@ def verify_cmd(
     root: str = typer.Option(None, "--root", help=ROOT_HELP),
 ) -> None:
     """Re-read files and check sizes and hashes against the manifest (reads every byte)."""
+    from nemotron_core.artifacts import VerifyResult
+
     reg = _registry_from_cli(root)
-    refs = [ref] if ref else [v.ref for v in reg.list()]
-    failures: list[str] = []
-    for r in refs:
+    if ref:
         try:
-            v = reg.verify(r)
-            typer.echo(f"ok      {v.ref}  {len(v.files)} file(s), {_human(v.size)}")
+            results = [VerifyResult(ref, reg.verify(ref), None)]
         except ArtifactError as exc:
-            typer.echo(f"FAILED  {r}: {exc}")
-            failures.append(str(exc))
+            results = [VerifyResult(ref, None, str(exc))]
+    else:
+        results = reg.verify_all()  # every live version and alias file: corrupt records fail, never hidden
+    failures: list[str] = []
+    for r in results:
+        if r.version is not None:
+            typer.echo(f"ok      {r.version.ref}  {len(r.version.files)} file(s), {_human(r.version.size)}")
+        else:
+            typer.echo(f"FAILED  {r.ref}: {r.problem}")
+            failures.append(str(r.problem))
     if failures:
         raise ArtifactError(failures[0] if len(failures) == 1 else f"{len(failures)} versions failed verify; first: {failures[0]}")
 

@@ -177,6 +177,18 @@ def test_corrupt_or_unreadable_latest_is_listed_and_fails_verify(make_registry, 
     assert "v3.json" in line
 
 
+def test_corrupt_alias_file_fails_verify(make_registry, make_source, test_dir):
+    h = make_registry("local")
+    reg = h.registry
+    reg.publish(NAME, make_source({"train.parquet": b"PAR1 one PAR1"}), aliases=("latest", "best"))
+    reg.publish("nano3-rl-data", make_source({"a.jsonl": b"{}\n"}))
+    (Path(h.cfg["root"]) / NAME / "aliases" / "best.json").write_text('{"version": "../../x"}')
+    out = cli(test_dir, "artifacts", "verify", "--root", h.cfg["root"])
+    assert out.returncode != 0 and "Traceback" not in out.stderr + out.stdout, out.stderr
+    assert f"FAILED  {NAME}: corrupt alias file" in out.stdout and "best.json" in out.stdout, out.stdout
+    assert "ok      nano3-rl-data:v1" in out.stdout, out.stdout
+
+
 def test_verify_all_reports_every_problem(make_registry, make_source):
     """The registry-level API the CLI uses: one result per version, nothing skipped."""
     h = make_registry("local")
