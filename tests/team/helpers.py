@@ -33,10 +33,15 @@ def double(x: int) -> int:
 
 @flow(name="team-hello")
 def hello(x: int = 1, sleep: float = 0.0, record: str = "") -> int:
+    if record:
+        with open(record + ".events", "a") as fh:
+            fh.write(f"start {flow_run.id}\\n")
     time.sleep(sleep)
     if record:
         with open(record, "a") as fh:
             fh.write(f"{flow_run.id} {os.environ.get('WORKER_TAG', '-')}\\n")
+        with open(record + ".events", "a") as fh:
+            fh.write(f"end {flow_run.id}\\n")
     return double(x)
 '''
 
@@ -65,10 +70,9 @@ def deploy_hello(env: dict[str, str], folder: Path, pool: str, *, tags: tuple[st
     """A process work pool `pool` and the hello flow deployed to it; returns "team-hello/<pool>"."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "hello.py").write_text(HELLO)
-    create = ["work-pool", "create", pool, "--type", "process", "--overwrite"]
+    prefect(env, "work-pool", "create", pool, "--type", "process", "--overwrite")
     if concurrency is not None:
-        create += ["--concurrency-limit", str(concurrency)]
-    prefect(env, *create)
+        prefect(env, "work-pool", "set-concurrency-limit", pool, str(concurrency))
     args = ["--no-prompt", "deploy", "hello.py:hello", "--name", pool, "--pool", pool]
     for tag in tags:
         args += ["--tag", tag]

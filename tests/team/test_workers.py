@@ -23,3 +23,23 @@ def test_each_flow_run_is_picked_up_by_exactly_one_of_two_workers(prefect_server
     ran = [line.split() for line in record.read_text().splitlines()]
     assert Counter(run_id for run_id, _ in ran) == Counter(ids)  # each exactly once
     assert {tag for _, tag in ran} <= {"login1", "login2"}
+
+
+def test_a_work_pool_concurrency_limit_holds_across_workers(prefect_server_postgres, tmp_path):
+    """`prefect work-pool set-concurrency-limit POOL 1`: two workers, three runs, never two at once."""
+    env = team_env(prefect_server_postgres.env, tmp_path / "home")
+    pool = unique("one")
+    name = deploy_hello(env, tmp_path / "code", pool, concurrency=1)
+    record = tmp_path / "ran.txt"
+    ids = [run_deployment(env, name, x=i, sleep=2.0, record=str(record)) for i in range(3)]
+    workers = [start_worker(env, pool, tag, tmp_path / f"worker-{tag}.log") for tag in ("login1", "login2")]
+    try:
+        states = wait_final(env, ids)
+    finally:
+        for worker in workers:
+            stop_worker(worker)
+    assert set(states.values()) == {"COMPLETED"}, states
+    events = [line.split() for line in (tmp_path / "ran.txt.events").read_text().splitlines()]
+    # start a, end a, start b, end b, ...: each run ends before the next one starts
+    assert [kind for kind, _ in events] == ["start", "end"] * 3, events
+    assert all(events[i][1] == events[i + 1][1] for i in range(0, 6, 2)), events
