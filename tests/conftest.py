@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.fixtures.state",
     "tests.fixtures.services",
     "tests.fixtures.artifacts",
+    "tests.fixtures.sshd",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
