@@ -262,7 +262,7 @@ def check_intact(field: str, value: str, text: str, srun: dict, words: list[str]
     elif field == "container_image":
         assert srun["opts"]["--container-image"] == value
     elif field == "mounts":
-        assert srun["opts"]["--container-mounts"].split(",")[0] == value
+        assert srun["opts"]["--container-mounts"].split(",")[1] == value  # after the job dir's mount
     else:
         assert sbatch_value(text, field.replace("_", "-")) == value
 
