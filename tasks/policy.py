@@ -114,9 +114,12 @@ def should_retry(task, task_run, state) -> bool:
 
 
 def stage_task_options(stage) -> dict[str, Any]:
-    """Options every stage task is declared with."""
+    """Options every stage task is declared with (the tag carries its concurrency limit: tasks/stage_limits.py)."""
+    from tasks.stage_limits import stage_tag
+
     return {
         "name": stage.name.replace("_", "-"),
+        "tags": {stage_tag(stage.name)},
         "cache_policy": StageCache(stage=stage),
         "persist_result": True,
         "retries": STAGE_RETRIES,
