@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.fixtures.state",
     "tests.fixtures.services",
     "tests.fixtures.artifacts",
+    "tests.fixtures.docker",
     "tests.fixtures.sshd",
 ]
 
