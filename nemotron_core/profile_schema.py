@@ -92,6 +92,8 @@ class ProfileTable(_Table):
     user: Text = None
     port: Count = None
     identity: Text = None
+    known_hosts: Text = None
+    connect_timeout: Annotated[StrictInt, Field(ge=1)] = None
     remote_job_dir: Text = None
     slurm_conf: Text = None
     # code and environment of the job
@@ -126,6 +128,7 @@ EXPECTED: dict[str, str] = {
     "secrets": "a list of environment variable names (e.g. [\"HF_TOKEN\"])",
     "wandb": "a table (entity, project, mode, api_key_env)",
     "tunnel": "local or ssh",
+    "connect_timeout": "a number of seconds (at least 1)",
     "entrypoint_num_cpus": "a non-negative number",
 }
 EXPECTED.update({k: "a non-negative integer" for k in ("nodes", "gpus_per_node", "ntasks_per_node", "nproc_per_node",

@@ -30,7 +30,8 @@ Decisions (see also jobs.py):
 Profile keys read here (slurm): account, partition, run_partition, batch_partition,
 nodes, gpus_per_node, ntasks_per_node, nproc_per_node, cpus_per_task, mem, time, qos,
 gres, constraint, exclusive, container_image|container, mounts, tunnel (local|ssh),
-host, user, port, identity, remote_job_dir, slurm_conf (LocalTunnel; default $SLURM_CONF),
+host, user, port, identity, known_hosts, connect_timeout (ssh.py), remote_job_dir (default
+~/.nemotron/jobs on the login node), slurm_conf (LocalTunnel; default $SLURM_CONF),
 packager, code_excludes, python, startup_commands, env|env_vars, secrets, retries,
 additional_parameters, squash (use the image's enroot squash file, see squash.py), squash_dir,
 rdzv_port (torchrun's c10d rendezvous port on the first node; default 29500), ray_port (GCS port
@@ -74,6 +75,7 @@ class JobOptions:
     startup: tuple[str, ...] = ()  # profile startup_commands (local/Ray wrapper; Slurm: setup_lines)
     slurm_conf: str | None = None  # SLURM_CONF for the Slurm clients on this host (LocalTunnel)
     ray_port: int | None = None  # Slurm, Ray on several nodes without containers: the head's GCS port
+    ssh: dict[str, Any] | None = None  # SSH tunnel: how to reach the login node again (ssh.ssh_cluster)
 
 
 @dataclass
@@ -128,8 +130,10 @@ def build_env_vars(job_config: Any = None, profile=None) -> dict[str, str]:
     remote = _remote_cluster(profile)
     if not remote:
         env.update(state_env())
-    elif profile.get("remote_job_dir"):
-        root = str(profile.get("remote_job_dir")).rstrip("/")
+    elif profile.executor == "slurm":
+        from nemotron_core.execution.ssh import remote_job_dir
+
+        root = remote_job_dir(profile)
         env["NEMO_RUN_DIR"] = root
         env["HF_HOME"] = f"{root}/hf"
     wandb: dict[str, Any] = {}
@@ -226,12 +230,14 @@ def create_executor(profile, spec, *, nodes: int | None = None, gpus_per_node: i
         image = plan_squash(profile, image).path  # made by `nemotron kit squash IMAGE`; submit checks it exists
     remote = _remote_cluster(profile)
     remote_job_dir = profile.get("remote_job_dir")
+    ssh = None
     if remote:
-        if not profile.get("host") or not remote_job_dir:
-            raise ProfileError(f"profile '{profile.name}': tunnel = 'ssh' needs host = \"login-node\" and "
-                               f"remote_job_dir = \"/lustre/.../jobs\"")
-        tunnel = run.SSHTunnel(host=profile.get("host"), user=profile.get("user") or os.environ.get("USER", ""),
-                               port=profile.get("port"), job_dir=str(remote_job_dir), identity=profile.get("identity"))
+        from nemotron_core.execution import ssh as ssh_mod
+
+        ssh = ssh_mod.ssh_cluster(profile)  # refuses a profile without host
+        remote_job_dir = ssh_mod.remote_job_dir(profile)  # default ~/.nemotron/jobs on the login node
+        tunnel = run.SSHTunnel(host=ssh["host"], user=ssh["user"], port=ssh["port"], job_dir=remote_job_dir,
+                               identity=ssh["identity"])
     else:
         tunnel = run.LocalTunnel(job_dir=str(remote_job_dir or state_dir() / "jobs"))
     partition = profile.get("run_partition" if attached else "batch_partition") or profile.get("partition")
@@ -261,7 +267,7 @@ def create_executor(profile, spec, *, nodes: int | None = None, gpus_per_node: i
     slurm_conf = None if remote else (profile.get("slurm_conf") or os.environ.get("SLURM_CONF"))
     return _attach(ex, JobOptions(**base, python=python, remote_job_dir=str(remote_job_dir) if remote else None,
                                   slurm_conf=str(slurm_conf) if slurm_conf else None,
-                                  ray_port=_int(profile, "ray_port", None)))
+                                  ray_port=_int(profile, "ray_port", None), ssh=ssh))
 
 
 SBATCH_KEYS = ("account", "partition", "time", "mem", "qos", "gres", "constraint", "container_image")

@@ -55,9 +55,9 @@ def squash_dir(profile) -> str:
     if profile.get("squash_dir"):
         return str(profile.get("squash_dir")).rstrip("/")
     if profile.get("tunnel", "local") == "ssh":
-        if not profile.get("remote_job_dir"):
-            raise ProfileError(f"profile '{profile.name}': set squash_dir or remote_job_dir (where .sqsh files go)")
-        return f"{str(profile.get('remote_job_dir')).rstrip('/')}/images"
+        from nemotron_core.execution.ssh import remote_job_dir
+
+        return f"{remote_job_dir(profile)}/images"
     return str(state_dir() / "images")
 
 
@@ -101,9 +101,11 @@ def ensure_squashed_image(profile, image: str, *, force: bool = False, dry_run: 
         for command in plan.commands():
             echo(command)
         return plan.path
-    cluster = {"tunnel": profile.get("tunnel", "local"), "host": profile.get("host"), "user": profile.get("user"),
-               "identity": profile.get("identity"), "remote_job_dir": profile.get("remote_job_dir")}
-    if cluster["tunnel"] != "ssh":
+    if profile.get("tunnel", "local") == "ssh":
+        from nemotron_core.execution.ssh import ssh_cluster
+
+        cluster = ssh_cluster(profile)
+    else:
         import os
 
         cluster = {"tunnel": "local", "slurm_conf": profile.get("slurm_conf") or os.environ.get("SLURM_CONF")}

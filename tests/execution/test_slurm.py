@@ -242,55 +242,7 @@ def test_a_squash_profile_runs_from_the_squash_file_and_says_when_it_is_missing(
     assert not (s.job_dir / "jobref.json").exists()  # checked before anything was submitted
 
 
-@pytest.fixture
-def sshd(tmp_path, slurm):
-    """An sshd on 127.0.0.1 (free port, keys and config under tmp_path) whose sessions see SLURM_CONF."""
-    import shutil
-    import socket
-
-    sshd_bin = shutil.which("sshd") or ("/usr/sbin/sshd" if os.path.exists("/usr/sbin/sshd") else None)
-    if sshd_bin is None or os.geteuid() != 0:
-        pytest.skip("needs root and openssh-server (sshd) for an SSH tunnel to 127.0.0.1")
-    d = tmp_path / "sshd"
-    d.mkdir(mode=0o700)
-    for key in ("host", "client"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / key)], check=True)
-    (d / "authorized_keys").write_text((d / "client.pub").read_text())
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    (d / "sshd_config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host\nPidFile {d}/sshd.pid\n"
-        f"AuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"
-        f"StrictModes no\nUsePAM no\nSubsystem sftp /usr/lib/openssh/sftp-server\nSetEnv SLURM_CONF={slurm.conf}\n")
-    os.makedirs("/run/sshd", exist_ok=True)
-    subprocess.run([sshd_bin, "-f", str(d / "sshd_config"), "-E", str(d / "sshd.log")], check=True)
-    wait_for(lambda: (d / "sshd.pid").exists(), 10, step=0.05)
-    yield {"port": port, "identity": str(d / "client")}
-    os.kill(int((d / "sshd.pid").read_text()), signal.SIGTERM)
-
-
-def test_ssh_tunnel_ships_code_and_secrets_and_follows_the_job_over_ssh(sshd, stage, tmp_path, monkeypatch, slurm):
-    from nemotron_core.execution.backends import slurm as slurm_backend
-
-    remote = tmp_path / "remote-jobs"  # the "cluster filesystem"
-    monkeypatch.delenv("SLURM_CONF")  # only the SSH session knows where the cluster is
-    monkeypatch.setenv("HF_TOKEN", "hf_OvErSsH_31337")
-    s = stage(JOB_RECIPE, slurm_profile(tunnel="ssh", host="127.0.0.1", user="root", port=sshd["port"],
-                                        identity=sshd["identity"], remote_job_dir=str(remote)),
-              "slurm", "sleep=1", "check_env=HF_TOKEN", "exit_code=3")
-    job = submit(s.executor, s.plan, job_dir=s.job_dir)
-    lines: list[str] = []
-    status = job.wait(on_log=lines.append, timeout=120)
-    assert (status.state, status.exit_code) == (JobState.FAILED, 3)
-    assert "secret HF_TOKEN present=True" in lines and "task 0 slept 1 s" in lines
-    host_dir = remote / s.job_dir.parent.name / s.job_dir.name
-    assert (host_dir / "code" / JOB_RECIPE).is_file() and (host_dir / "train.yaml").is_file()
-    assert oct((host_dir / "secrets.env").stat().st_mode & 0o777) == "0o600"
-    assert not (s.job_dir / "code").exists()  # shipped, not unpacked here
-    assert files_containing("hf_OvErSsH_31337", remote, s.job_dir) == sorted([host_dir / "secrets.env",
-                                                                              s.job_dir / "secrets.env"])
-    slurm_backend.close_shells()  # this test's SSH connection goes with its sshd
+# The SSH-tunnel path (a real sshd as the login node) is tested in tests/execution/test_ssh_tunnel.py.
 
 
 def test_many_jobs_are_tracked_with_one_squeue_per_poll(slurm, tmp_path):

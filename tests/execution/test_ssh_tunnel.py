@@ -164,3 +164,133 @@ def test_the_cli_runs_through_the_tunnel_and_streams_the_logs(login, job_cli, tm
     assert "submitted slurm job" in captured.out and "task 0 slept 1 s" in captured.out
     assert "secret SSH_CONNECTION present=True" in captured.out
     assert "FAILED (exit code 3)" in captured.err
+
+
+def test_a_profile_without_remote_job_dir_uses_the_login_nodes_home(login, job_cli, tmp_path, capsys):
+    """The Nemotron guide's profile (host, user, identity; no remote_job_dir): jobs go to ~/.nemotron/jobs there."""
+    from nemotron_core.cli.app import main
+    from tests.fixtures.sshd import login_home
+
+    (tmp_path / "env.toml").write_text(ssh_profile(login))
+    assert main(["job", "--run", "ssh", "sleep=1"], cli=job_cli) == 0
+    out = capsys.readouterr().out
+    assert "task 0 slept 1 s" in out
+    jobs = login_home(login.state) / ".nemotron" / "jobs" / "test-job"
+    (local,) = sorted((tmp_path / "state" / "jobs" / "test-job").iterdir())
+    assert (jobs / local.name / "train.yaml").is_file() and (jobs / local.name / "code" / JOB_RECIPE).is_file()
+
+
+# ---------------------------------------------------------------------------------------------- failures
+
+
+def _cli_error(job_cli, tmp_path, capsys, profile_toml: str) -> str:
+    from nemotron_core.cli.app import main
+
+    (tmp_path / "env.toml").write_text(profile_toml)
+    assert main(["job", "--run", "bad", "sleep=1"], cli=job_cli) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: profile 'bad': cannot connect to "), err
+    return err[0]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_connection_refused_is_one_line(login, job_cli, tmp_path, capsys):
+    port = _free_port()
+    line = _cli_error(job_cli, tmp_path, capsys, slurm_profile("bad", **login.profile(port=port)))
+    assert f"root@127.0.0.1:{port}: connection refused" in line
+
+
+def test_a_key_the_login_node_does_not_know_is_one_line(login, job_cli, tmp_path, capsys):
+    import subprocess
+
+    other = tmp_path / "other_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    line = _cli_error(job_cli, tmp_path, capsys, slurm_profile("bad", **login.profile(identity=str(other))))
+    assert f"authentication failed for user root with identity {other}" in line
+
+
+def test_an_unknown_host_key_is_refused_in_one_line(login, job_cli, tmp_path, capsys):
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    line = _cli_error(job_cli, tmp_path, capsys, slurm_profile("bad", **login.profile(known_hosts=str(empty))))
+    assert "host key unknown" in line and str(empty) in line
+    assert empty.read_text() == ""  # nothing learnt
+
+
+def test_a_changed_host_key_is_refused_in_one_line(login, job_cli, tmp_path, capsys):
+    import subprocess
+
+    other = tmp_path / "other_host_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
+    forged = tmp_path / "known_hosts"
+    forged.write_text(f"[127.0.0.1]:{login.port} {' '.join((other.with_suffix('.pub')).read_text().split()[:2])}\n")
+    line = _cli_error(job_cli, tmp_path, capsys, slurm_profile("bad", **login.profile(known_hosts=str(forged))))
+    assert "host key mismatch" in line
+
+
+def test_a_server_that_never_answers_fails_after_connect_timeout(login, job_cli, tmp_path, capsys):
+    import socket
+
+    with socket.socket() as silent:  # accepts TCP connections, never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(5)
+        port = silent.getsockname()[1]
+        line = _cli_error(job_cli, tmp_path, capsys,
+                          slurm_profile("bad", **login.profile(port=port, connect_timeout=2)))
+    assert "no SSH answer within 2 s (connect_timeout)" in line
+
+
+# ---------------------------------------------------------------------------------------------- a dropped tunnel
+
+
+@pytest.fixture
+def own_login_node(tmp_path, slurm_cluster, login):
+    """A login node of this test only (it is stopped and started again): scripts/sshd in a private state."""
+    import subprocess
+
+    from tests.fixtures.services import SCRIPTS, _parse_exports
+    from tests.fixtures.sshd import server_from_env
+
+    state, port = tmp_path / "sshd-state", _free_port()
+    home = tmp_path / "login-home"
+    home.mkdir()
+    env = {**os.environ, "NEMOTRON_STATE_DIR": str(state), "NEMOTRON_SSHD_PORT": str(port)}
+
+    def sshd(*args: str) -> subprocess.CompletedProcess:
+        out = subprocess.run([str(SCRIPTS / "sshd"), *args], env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return out
+
+    started = sshd("start", "--setenv", f"SLURM_CONF={slurm_cluster.conf}", "--setenv", f"HOME={home}")
+    server = server_from_env(_parse_exports(started.stdout), state)
+    server.env["control"] = sshd  # type: ignore[assignment]
+    yield server
+    close_shells()
+    sshd("stop")
+
+
+def test_a_tunnel_that_drops_mid_job_reconnects_and_the_job_is_not_lost(own_login_node, stage, remote):
+    from nemotron_core.errors import NemotronError
+
+    control = own_login_node.env["control"]
+    s = stage(JOB_RECIPE, slurm_profile("ssh", **own_login_node.profile(remote_job_dir=str(remote))), "ssh",
+              "sleep=8")
+    job = submit(s.executor, s.plan, job_dir=s.job_dir)
+    lines: list[str] = []
+    wait_for(lambda: job.status(max_age=0).state is JobState.RUNNING, 60, "the job running")
+    control("stop")  # the login node goes away, and every connection with it
+    with pytest.raises(NemotronError) as lost:
+        job.status(max_age=0)
+    assert "\n" not in str(lost.value) and f"127.0.0.1:{own_login_node.port}" in str(lost.value)
+    assert "connection refused" in str(lost.value)
+    control("start")
+    status = job.wait(on_log=lines.append, timeout=120)  # the next poll reconnects
+    assert status.ok, lines
+    assert [line for line in lines if "slept" in line] == [f"task 0 slept {i} s" for i in range(1, 9)]

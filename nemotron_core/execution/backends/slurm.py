@@ -107,6 +107,7 @@ class SlurmShell:
         self._ssh = None
         self._ssh_lock = threading.RLock()  # one SSH connection, used by one thread at a time
         self._checked = False
+        self._home: str | None = None
 
     @property
     def key(self) -> str:
@@ -118,9 +119,18 @@ class SlurmShell:
     def for_executor(cls, executor) -> "SlurmShell":
         tunnel = executor.tunnel
         if type(tunnel).__name__ == "SSHTunnel":
-            return cls({"tunnel": "ssh", "host": tunnel.host, "user": tunnel.user, "port": tunnel.port,
-                        "identity": tunnel.identity})
+            cluster = job_options(executor).ssh or {"tunnel": "ssh", "host": tunnel.host, "user": tunnel.user,
+                                                    "port": tunnel.port, "identity": tunnel.identity}
+            return cls(dict(cluster))
         return cls({"tunnel": "local", "slurm_conf": job_options(executor).slurm_conf or os.environ.get("SLURM_CONF")})
+
+    def home(self) -> str:
+        """The login node's $HOME (asked once per shell)."""
+        if self._home is None:
+            from nemotron_core.execution.ssh import remote_home
+
+            self._home = remote_home(self.run, self.cluster)
+        return self._home
 
     def env(self, hide: Iterable[str] = ()) -> dict[str, str]:
         """This environment minus secret-named variables and `hide` (a profile's declared secrets)."""
@@ -159,19 +169,52 @@ class SlurmShell:
                              f"(`scontrol ping`)") from None
 
     def _tunnel(self):
-        if self._ssh is None:
-            run = nemo_run()
-            c = self.cluster
-            self._ssh = run.SSHTunnel(host=c["host"], user=c.get("user") or "", port=c.get("port"),
-                                      identity=c.get("identity"), job_dir=c.get("remote_job_dir") or "/tmp")
-            self._ssh.connect()
+        """The open SSH connection; (re)connects when there is none or the last one dropped."""
+        from nemotron_core.execution import ssh
+
+        if self._ssh is None or not ssh.connected(self._ssh):
+            if self._ssh is not None:
+                ssh.close(self._ssh)
+                self._ssh = None
+            self._ssh = ssh.connect(self.cluster)
         return self._ssh
 
+    def _over_ssh(self, what: str, action, *, retry: bool):
+        """Run `action(tunnel)` on the connection. A connection that dropped (login node rebooted,
+        network gone) is reopened and, when `retry` (the action can safely run twice), tried once
+        more; otherwise, or when reconnecting fails, one SSHError line."""
+        from nemotron_core.execution import ssh
+
+        with self._ssh_lock:
+            for attempt in (1, 2):
+                tunnel = self._tunnel()
+                try:
+                    return action(tunnel)
+                except Exception as e:
+                    if not ssh.connection_lost(e):
+                        raise
+                    ssh.close(tunnel)
+                    self._ssh = None
+                    if attempt == 2 or not retry:
+                        where = f"profile '{self.cluster['profile']}': " if self.cluster.get("profile") else ""
+                        raise ssh.SSHError(f"{where}the connection to {ssh.describe(self.cluster)} was lost during "
+                                           f"{what} ({type(e).__name__}: {' '.join(str(e).split()) or 'closed'}); "
+                                           f"run again: the job is found again (re-attached) from its "
+                                           f"job dir") from None
+
     def _run_ssh(self, argv: list[str], *, timeout: float, input: str | None) -> subprocess.CompletedProcess:
+        from invoke.exceptions import CommandTimedOut
+
         if input is not None:
             raise ValueError("stdin is not forwarded over SSH here; copy a file with put() instead")
-        with self._ssh_lock:
-            result = self._tunnel().run(shlex.join(argv), hide=True, warn=True, timeout=timeout)
+        command = shlex.join(argv)
+        try:
+            # sbatch is never sent twice: a submission lost with the connection is found by its comment.
+            result = self._over_ssh(f"'{argv[0]}'", lambda t: t.run(command, hide=True, warn=True, timeout=timeout),
+                                    retry=argv[0] != "sbatch")
+        except CommandTimedOut:
+            raise SlurmError(f"'{command[:200]}' did not answer in {timeout:.0f} s on "
+                             f"{self.cluster.get('host')}") from None
         return subprocess.CompletedProcess(argv, result.return_code, result.stdout, result.stderr)
 
     # files on the cluster's filesystem ---------------------------------------------------
@@ -197,8 +240,7 @@ class SlurmShell:
         out = self.run(["bash", "-c", prepare])
         if out.returncode != 0:
             raise SlurmError(f"cannot write {remote} on {self.cluster.get('host')}: {out.stderr.strip()}")
-        with self._ssh_lock:
-            self._tunnel().put(str(local), remote)
+        self._over_ssh(f"the copy of {Path(local).name}", lambda t: t.put(str(local), remote), retry=True)
 
     def read_from(self, path: str, offset: int) -> bytes:
         if self.local_fs():
@@ -640,10 +682,10 @@ def close_shells() -> None:
     with _POLLERS_LOCK:
         for shell in _SHELLS.values():
             if shell._ssh is not None:
-                try:
-                    shell._ssh.session.close()
-                except Exception:  # already closed / never opened
-                    pass
+                from nemotron_core.execution.ssh import close
+
+                close(shell._ssh)
+                shell._ssh = None
         _SHELLS.clear()
         _POLLERS.clear()
 
