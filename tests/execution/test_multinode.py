@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from nemotron_core.execution import JobState, submit
+from nemotron_core.paths import ray_link_dir
 from tests.execution.conftest import REPO, slurm_profile
 from tests.fixtures.services import SlurmCluster, _one_line_error, _parse_exports, _port_free, _script
 
@@ -216,7 +217,7 @@ def test_data_prep_runs_on_a_ray_cluster_over_both_nodes(two_nodes, pretrain_dat
     # The job's end took Ray along on both nodes, and the short /tmp links to their temp dirs
     # (the job folder is too deep for Ray's socket paths).
     ray_dir = s.job_dir.resolve() / "ray"
-    names = [str(ray_dir), *(f"/tmp/nemotron-ray-{os.getuid()}-{hashlib.sha256(str(ray_dir / n).encode()).hexdigest()[:10]}"
+    names = [str(ray_dir), *(str(ray_link_dir() / f"ray-{hashlib.sha256(str(ray_dir / n).encode()).hexdigest()[:10]}")
                              for n in ("n1", "n2"))]
     deadline = time.monotonic() + 30
     while (left := _processes_naming(names)) and time.monotonic() < deadline:
@@ -269,7 +270,8 @@ def test_ray_port_without_a_profile_port_follows_the_job_id():
     from nemotron_core.execution.backends.ray_slurm import cluster_lines
     from nemotron_core.execution.executors import JobOptions, JobPaths
 
-    text = cluster_lines(SimpleNamespace(nemotron=JobOptions(launch="ray")), JobPaths(Path("/j"), "/j", "/j"))
+    text = cluster_lines(SimpleNamespace(nemotron=JobOptions(launch="ray")), JobPaths(Path("/j"), "/j", "/j"),
+                         code_root="/j/code")
     line = next(line for line in text.splitlines() if line.startswith("ray_port="))
     ports = {job: int(subprocess.run(["bash", "-c", f"SLURM_JOB_ID={job}; {line}; echo $ray_port"],
                                      capture_output=True, text=True, check=True).stdout)

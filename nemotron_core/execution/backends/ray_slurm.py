@@ -23,8 +23,9 @@ Ports: the GCS port is the profile's `ray_port`, else derived from the job id
 server takes the next one; Ray picks every other port itself (no dashboard; its default worker
 ports 10002-19999 and agent port 52365 would collide between nodes sharing a host).
 Temp dir per node: <job dir>/ray/<node>. Ray's unix sockets lie under it and their paths
-must stay under 108 bytes, so a long one is reached through a short symlink
-/tmp/nemotron-ray-<uid>-<hash> on that node (the rule of nemotron_core.paths.ray_temp_dir).
+must stay under 108 bytes, so a long one is reached through a short symlink in a per-user
+0700 folder on that node (`python -m nemotron_core.paths ray-link`: the rule of
+nemotron_core.paths.short_ray_link, run from the job's code root).
 Nodes on loopback (several slurmd on one host, as the test cluster runs them) all have
 NodeAddr 127.0.0.1, which Ray would swap for the host's network address (and it refuses
 multi-node clusters when told not to, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0): each such node
@@ -39,22 +40,17 @@ from nemotron_core.execution.executors import JobPaths, job_options
 
 START_TIMEOUT_S = 300  # default for $NEMOTRON_RAY_START_TIMEOUT
 
-# One Ray node; run by srun on its node: node.sh head|worker <ray dir> <gcs port> <head ip> <python>
+# One Ray node; run by srun on its node: node.sh head|worker <ray dir> <gcs port> <head ip> <python> <code root>
 NODE_SH = r"""set -euo pipefail
-role=$1 dir=$2 port=$3 head_ip=$4 python=$5
+role=$1 dir=$2 port=$3 head_ip=$4 python=$5 code=$6
 node=${SLURMD_NODENAME:-$(hostname -s)}
 ip=$(awk -v n="$node" '$1 == n {print $2}' "$dir/nodes.txt")
 [[ -n $ip ]] || { echo "ray: node $node is not in $dir/nodes.txt" >&2; exit 1; }
 real=$dir/$node
 mkdir -p "$real"
-tmp=$real
-pid_max=$(cat /proc/sys/kernel/pid_max 2>/dev/null || echo 4194304)
-# The rule of nemotron_core.paths.ray_temp_dir, but always under /tmp: sbatch exports the submitter's
-# XDG_RUNTIME_DIR, which need not exist on this node.
-if (( ${#tmp} > 107 - 61 - ${#pid_max} )); then  # <tmp>/session_<date>_<pid>/sockets/... < 108 bytes
-    tmp=/tmp/nemotron-ray-$(id -u)-$(printf %s "$real" | sha256sum | cut -c1-10)
-    ln -sfn "$real" "$tmp"
-fi
+# Ray's socket paths must stay under 108 bytes: a long temp dir is reached through a short link in a
+# per-user 0700 folder, owner-checked, never one another user made (one rule: nemotron_core.paths).
+tmp=$(PYTHONPATH="$code${PYTHONPATH:+:$PYTHONPATH}" "$python" -m nemotron_core.paths ray-link "$real")
 export RAY_TMPDIR=$tmp RAY_AUTH_MODE=disabled RAY_USAGE_STATS_ENABLED=0
 # sbatch passes the submitter's environment on; `scripts/ray env` sets this to 0 (one-host head on
 # loopback), which makes a worker refuse to join a multi-node cluster ("not supported on Windows and OSX").
@@ -127,10 +123,11 @@ NODES_TXT = r"""scontrol show node -o "$SLURM_JOB_NODELIST" \
 """
 
 
-def cluster_lines(executor, paths: JobPaths) -> str:
+def cluster_lines(executor, paths: JobPaths, *, code_root: str) -> str:
     """Bash: start the Ray cluster on the allocation and export RAY_ADDRESS (before the command's srun)."""
     opts = job_options(executor)
     ray_dir = f"{paths.in_job}/ray"
+    code = shlex.quote(code_root)
     port = str(opts.ray_port) if opts.ray_port else "$((20000 + 2 * (SLURM_JOB_ID % 5000)))"
     py = shlex.quote(opts.python)
     return "\n".join([
@@ -147,11 +144,11 @@ def cluster_lines(executor, paths: JobPaths) -> str:
         NODES_TXT.rstrip(),
         'ray_head_ip=$(awk -v n="$ray_head" \'$1 == n {print $2}\' "$ray_dir/nodes.txt")',
         f'srun --overlap --nodes=1 --ntasks=1 -w "$ray_head" --output="$ray_dir/head-%j.out" '
-        f'bash "$ray_dir/node.sh" head "$ray_dir" "$ray_port" "$ray_head_ip" {py} &',
+        f'bash "$ray_dir/node.sh" head "$ray_dir" "$ray_port" "$ray_head_ip" {py} {code} &',
         "ray_pids=($!)",
         f'srun --overlap --nodes=$((${{#ray_nodes[@]}} - 1)) --ntasks=$((${{#ray_nodes[@]}} - 1)) --ntasks-per-node=1 '
         f'--exclude="$ray_head" --output="$ray_dir/worker-%t-%j.out" '
-        f'bash "$ray_dir/node.sh" worker "$ray_dir" "$ray_port" "$ray_head_ip" {py} &',
+        f'bash "$ray_dir/node.sh" worker "$ray_dir" "$ray_port" "$ray_head_ip" {py} {code} &',
         "ray_pids+=($!)",
         # SIGTERM, up to 10 s for the steps to end (Ray's gcs_server may hang on SIGTERM: the job's end kills
         # it), then the short /tmp links into this job's folder go, on every node.
@@ -159,7 +156,7 @@ def cluster_lines(executor, paths: JobPaths) -> str:
         '    kill -TERM "${ray_pids[@]}" 2>/dev/null || true',
         '    for _ in $(seq 20); do [[ -z $(jobs -rp) ]] && break; sleep 0.5; done',
         '    srun --overlap --nodes="${#ray_nodes[@]}" --ntasks-per-node=1 --time=1 '
-        'find /tmp -maxdepth 1 -name "nemotron-ray-*" -lname "$ray_dir/*" -delete 2>/dev/null || true',
+        f'env PYTHONPATH={code} {py} -m nemotron_core.paths remove-ray-links "$ray_dir" >/dev/null 2>&1 || true',
         # ^ never changes the job's exit code (the script runs under set -e; nodes sharing a host race here)
         '}',
         "trap ray_stop EXIT",
@@ -181,4 +178,7 @@ def render_ray_plain_sbatch(executor, plan, paths: JobPaths, *, name: str, comme
     if len(at) != 1:  # nemo-run's template changed: fail at render time, not on the cluster
         raise SlurmError(f"{plan.recipe}: expected one srun line in nemo-run's sbatch script, found {len(at)}")
     srun = lines[at[0]].replace("srun ", 'srun --overlap --nodes=1 --ntasks=1 -w "$ray_head" ', 1)
-    return "".join([*lines[:at[0]], cluster_lines(executor, paths), srun, *lines[at[0] + 1:]])
+    from nemotron_core.paths import PACKAGE_ROOT
+
+    code_root = paths.code if ship_code else str(PACKAGE_ROOT)
+    return "".join([*lines[:at[0]], cluster_lines(executor, paths, code_root=code_root), srun, *lines[at[0] + 1:]])
