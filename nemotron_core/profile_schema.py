@@ -86,6 +86,13 @@ class ProfileTable(_Table):
     squash: StrictBool = None
     squash_dir: Text = None
     squash_time: Text = None
+    # Docker (execution/docker_profile.py)
+    shm_size: Text = None
+    network: Literal["none", "host"] = None
+    ipc_mode: Text = None
+    ulimits: list[Text] = None
+    runtime: Text = None
+    docker_host: Text = None
     # where the cluster is
     tunnel: Literal["local", "ssh"] = None
     host: Text = None
@@ -128,6 +135,7 @@ EXPECTED: dict[str, str] = {
     "secrets": "a list of environment variable names (e.g. [\"HF_TOKEN\"])",
     "wandb": "a table (entity, project, mode, api_key_env)",
     "tunnel": "local or ssh",
+    "network": "none or host (docker jobs never use a bridge)",
     "connect_timeout": "a number of seconds (at least 1)",
     "entrypoint_num_cpus": "a non-negative number",
 }

@@ -36,7 +36,7 @@ packager, code_excludes, python, startup_commands, env|env_vars, secrets, retrie
 additional_parameters, squash (use the image's enroot squash file, see squash.py), squash_dir,
 rdzv_port (torchrun's c10d rendezvous port on the first node; default 29500), ray_port (GCS port
 of a container-free multi-node Ray job's head; default derived from the job id, see ray_slurm.py).
-(local) nproc_per_node. (ray) address, entrypoint_num_cpus.
+(local) nproc_per_node. (ray) address, entrypoint_num_cpus. (docker) see docker_profile.py.
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ class JobOptions:
     startup: tuple[str, ...] = ()  # profile startup_commands (local/Ray wrapper; Slurm: setup_lines)
     slurm_conf: str | None = None  # SLURM_CONF for the Slurm clients on this host (LocalTunnel)
     ray_port: int | None = None  # Slurm, Ray on several nodes without containers: the head's GCS port
+    docker_host: str | None = None  # docker: the daemon (DOCKER_HOST), kept in the JobRef for re-attach
     ssh: dict[str, Any] | None = None  # SSH tunnel: how to reach the login node again (ssh.ssh_cluster)
 
 
@@ -214,9 +215,15 @@ def create_executor(profile, spec, *, nodes: int | None = None, gpus_per_node: i
         return RayClusterExecutor(address=address, env_vars=env, entrypoint_num_cpus=profile.get("entrypoint_num_cpus"),
                                   nemotron=JobOptions(**base))
 
+    if kind == "docker":
+        from nemotron_core.execution.docker_profile import docker_executor
+
+        return docker_executor(profile, spec, env=env, base=base, nodes=nodes, gpus_per_node=gpus_per_node,
+                               mounts=mounts, job_config=job_config)
+
     if kind != "slurm":
         raise ProfileError(f"profile '{profile.name}': executor = '{kind}' is not supported by the execution layer "
-                           f"yet; use local, slurm or ray")
+                           f"yet; use local, slurm, ray or docker")
 
     run = nemo_run()
     from nemotron_core.execution.packaging import choose_packager
@@ -346,5 +353,7 @@ def job_paths(executor, job_dir: str | Path) -> JobPaths:
     host = str(job_dir)
     if opts.remote_job_dir:
         host = f"{opts.remote_job_dir.rstrip('/')}/{job_dir.parent.name}/{job_dir.name}"
-    in_job = "/nemo_run" if getattr(executor, "container_image", None) else host
+    # Slurm+pyxis mounts the job dir at /nemo_run; Docker jobs see it at its own path (backends/docker.py).
+    container = getattr(executor, "container_image", None) and type(executor).__name__ != "DockerExecutor"
+    in_job = "/nemo_run" if container else host
     return JobPaths(local=job_dir, host=host, in_job=in_job)

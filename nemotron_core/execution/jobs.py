@@ -41,7 +41,7 @@ _BACKENDS: dict[str, object] = {}
 
 
 def backend(kind: str):
-    """The backend object for 'local' | 'slurm' | 'ray' (imported on first use)."""
+    """The backend object for 'local' | 'slurm' | 'ray' | 'docker' (imported on first use)."""
     if kind not in _BACKENDS:
         if kind == "local":
             from nemotron_core.execution.backends.local import LocalBackend as cls
@@ -49,8 +49,10 @@ def backend(kind: str):
             from nemotron_core.execution.backends.slurm import SlurmBackend as cls
         elif kind == "ray":
             from nemotron_core.execution.backends.ray import RayBackend as cls
+        elif kind == "docker":
+            from nemotron_core.execution.backends.docker import DockerBackend as cls
         else:
-            raise NemotronError(f"unknown job backend {kind!r}; expected local, slurm or ray")
+            raise NemotronError(f"unknown job backend {kind!r}; expected local, slurm, ray or docker")
         _BACKENDS[kind] = cls()
     return _BACKENDS[kind]
 
@@ -63,8 +65,10 @@ def backend_kind(executor) -> str:
         return "local"
     if kind == "SlurmExecutor":
         return "slurm"
+    if kind == "DockerExecutor":
+        return "docker"
     raise NemotronError(f"executor {kind} is not supported by submit(); use create_executor() with a local, "
-                        f"slurm or ray profile")
+                        f"slurm, ray or docker profile")
 
 
 class Job:

@@ -32,15 +32,15 @@ from nemotron_core.errors import NemotronError
 from nemotron_core.paths import state_dir
 
 REF_FILE = "jobref.json"
-BACKENDS = ("local", "slurm", "ray")
+BACKENDS = ("local", "slurm", "ray", "docker")
 
 
 @dataclass
 class JobRef:
-    backend: str  # local | slurm | ray
+    backend: str  # local | slurm | ray | docker
     job_dir: str  # local job dir (job.yaml, jobref.json, logs for local/Slurm-on-this-host)
     name: str  # recipe name, e.g. nano3/sft
-    id: str | None = None  # Slurm job id | wrapper pid | Ray submission id
+    id: str | None = None  # Slurm job id | wrapper pid | Ray submission id | container name
     content_key: str | None = None
     flow_run_id: str | None = None
     submitted_at: str = ""  # UTC ISO time the ref was first written

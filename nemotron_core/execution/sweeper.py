@@ -6,11 +6,12 @@ periodic sweeper calls `sweep(is_alive)` for flow runs that died without running
 (machine lost, SIGKILL).
 
 Two sources, because either can be missing: the persisted JobRefs (refs.py index by
-flow run: local, Slurm and Ray jobs) and Slurm itself — every job we submit carries
-`--comment nemotron:flow_run=<id>;key=<content key>;job=<job dir name>;server=<id>;user=<name>`,
-so jobs whose JobRef is lost are still found.
+flow run: local, Slurm, Ray and Docker jobs) and the backends themselves — every Slurm job we
+submit carries `--comment nemotron:flow_run=<id>;key=<content key>;job=<job dir name>;server=<id>;user=<name>`,
+every container the labels nemotron.{flow_run,key,job,server,user} (backends/docker.py), so jobs
+whose JobRef is lost are still found.
 
-Only our own jobs: a tagged Slurm job is considered only when its `server` (the Prefect
+Only our own jobs: a tagged Slurm job or container is considered only when its `server` (the Prefect
 server that tracks its flow run) and `user` are this process's (owner.py). Another
 server's flow runs are unknown here, and "unknown" must not read as "dead"; jobs without
 those tags (older submissions) are never swept.
@@ -62,9 +63,41 @@ def tagged_slurm_jobs(cluster: dict[str, Any] | None = None) -> list[dict[str, s
     return jobs
 
 
+def _docker_hosts() -> list[str | None]:
+    """The daemons to look at: this process's DOCKER_HOST (or the client's default), when a client exists."""
+    import shutil
+
+    if not (os.environ.get("DOCKER_HOST") or shutil.which("docker") or os.access("/usr/bin/docker", os.X_OK)):
+        return []
+    return [os.environ.get("DOCKER_HOST") or None]
+
+
+def tagged_docker_jobs() -> list[dict[str, str]]:
+    """Running containers this server and user started whose JobRef is gone ({name, flow_run, job, docker_host}).
+
+    A container whose JobRef exists is left to the ref: a rerun may have adopted it (Job.adopt), and
+    a container's labels cannot change, so its label may name the dead flow run that submitted it."""
+    from nemotron_core.execution.backends.docker import tagged_containers
+
+    known = {ref.tag for ref in all_refs() if ref.backend == "docker"}
+    found = []
+    for host in _docker_hosts():
+        try:
+            found.extend(c for c in tagged_containers(host) if c["job"] not in known)
+        except NemotronError:
+            continue  # no daemon answering there: nothing of ours runs on it
+    return found
+
+
+def _stop_container(tagged: dict[str, str]) -> None:
+    from nemotron_core.execution.backends.docker import docker
+
+    docker(tagged["docker_host"] or None, "stop", "-t", "10", tagged["name"], timeout=90)
+
+
 def cancel_flow_run(flow_run_id: str, *, cluster: dict[str, Any] | None = None,
                     timeout: float = 60.0) -> dict[str, JobStatus | str]:
-    """Cancel every still-active job of `flow_run_id`; returns {job: final status or 'scancel'}."""
+    """Cancel every still-active job of `flow_run_id`; returns {job: final status or 'scancel'/'docker stop'}."""
     from nemotron_core.execution.backends.slurm import SlurmShell
 
     done: dict[str, JobStatus | str] = {}
@@ -86,12 +119,18 @@ def cancel_flow_run(flow_run_id: str, *, cluster: dict[str, Any] | None = None,
         if tagged.get("flow_run") == flow_run_id and tagged["id"] not in seen_slurm_ids:
             SlurmShell(tagged["cluster"]).run(["scancel", tagged["id"]])
             done[f"slurm:{tagged['id']}"] = "scancel"
+    for tagged in tagged_docker_jobs():
+        if tagged["flow_run"] == flow_run_id:
+            _stop_container(tagged)
+            done[f"docker:{tagged['name']}"] = "docker stop"
     return done
 
 
 def orphans(is_alive: Callable[[str], bool], *, cluster: dict[str, Any] | None = None) -> list[dict[str, str]]:
     """Active tagged Slurm jobs, and active JobRefs, whose flow run `is_alive` says is over."""
     found = [j for j in tagged_slurm_jobs(cluster) if j.get("flow_run") and not is_alive(j["flow_run"])]
+    found += [{"id": c["name"], "backend": "docker", "flow_run": c["flow_run"], "job": c["job"]}
+              for c in tagged_docker_jobs() if c["flow_run"] and not is_alive(c["flow_run"])]
     slurm_ids = {j["id"] for j in found}
     for ref in all_refs():
         if ref.flow_run_id and ref.backend != "slurm" and not is_alive(ref.flow_run_id):
