@@ -5,6 +5,11 @@
 - Targets: each version of nano3-{pretrain,sft,rl}-model without a nano3-eval whose lineage
   names it, plus what the `latest`/`prod` aliases point at (re-evaluated only when that
   version has no eval). A version is evaluated once: re-running the flow finds nothing to do.
+  A version whose record is unreadable is skipped with a warning (`nemotron artifacts verify`
+  names it), never evaluated.
+- One failed eval does not stop the others: every target is evaluated, the history is written,
+  then the flow run fails naming the model versions whose eval failed (they are retried the
+  next night: they still have no eval).
 - New checkpoint → eval: nano3-full evaluates the models it produces as its last step, with
   the same eval task and content key, so a model nano3-full evaluated is skipped here and a
   model registered any other way (`nemotron nano3 model import`, a standalone training run)
@@ -47,7 +52,7 @@ def eval_targets(registry, aliases: list[str]) -> list[str]:
             versions = registry.list(name)
         except ArtifactError:
             continue
-        targets.update(v.ref for v in versions if v.ref not in done)
+        targets.update(v.ref for v in versions if v.ref not in done and not v.problem)
         for alias in aliases:
             try:
                 ref = registry.resolve(f"{name}:{alias}").ref
@@ -67,6 +72,8 @@ def eval_history(registry) -> list[dict[str, Any]]:
         return []
     rows = []
     for v in evals:
+        if v.problem:  # an unreadable record has no lineage or metrics to show
+            continue
         model = next((ref for ref in v.lineage if ref.split(":")[0] in MODEL_ARTIFACTS), "-")
         metrics = (v.metadata.get("result") or {}).get("metrics") or {}
         rows.append({"model": model, "eval": v.ref, "created": str(v.created)[:19],
@@ -76,8 +83,12 @@ def eval_history(registry) -> list[dict[str, Any]]:
 
 
 @flow(name="nano3-nightly-eval", on_cancellation=[cancel_cluster_jobs], on_crashed=[cancel_cluster_jobs])
-def nightly_eval(profile: str = "local", config: str = "tiny", aliases: list[str] | None = None) -> dict[str, str]:
-    """Evaluate the model versions without an eval; returns {model ref: eval ref}."""
+def nightly_eval(profile: str = "local", config: str = "tiny", aliases: list[str] | None = None,
+                 overrides: list[str] | None = None) -> dict[str, str]:
+    """Evaluate the model versions without an eval; returns {model ref: eval ref}.
+
+    `overrides`: dotlist overrides of the eval config (e.g. `lm_eval.enabled=false`).
+    """
     from flows.cancellation import guard_flow_run
     from nemotron_core.artifacts import open_registry
     from nemotron_core.profiles import load_env
@@ -89,18 +100,41 @@ def nightly_eval(profile: str = "local", config: str = "tiny", aliases: list[str
     env = load_env()
     env.profile(profile)
     registry = open_registry(env.section("artifacts"))
+    for name in MODEL_ARTIFACTS:
+        for ref, problem in unreadable_versions(registry, name):
+            logger().warning(f"skipping {ref}: its record is unreadable ({problem})")
     targets = eval_targets(registry, aliases if aliases is not None else ["latest", "prod"])
     logger().info(f"{len(targets)} model version(s) to evaluate: {', '.join(targets) or 'none'}")
     results: dict[str, str] = {}
+    failed: dict[str, str] = {}
     if targets:
         data, rl_data = pinned_latest(env, "nano3-pretrain-data"), pinned_latest(env, "nano3-rl-data")
         task = evaluate.with_options(**runtime_options(EVAL, force=False, env=env))
-        futures = {ref: task.submit(StageRequest(profile=profile, config=config), model=ref,
-                                    pretrain_data=data, rl_data=rl_data) for ref in targets}
-        results = {ref: future.result() for ref, future in futures.items()}
+        request = StageRequest(profile=profile, config=config, overrides=list(overrides or []))
+        futures = {ref: task.submit(request, model=ref, pretrain_data=data, rl_data=rl_data) for ref in targets}
+        for ref, future in futures.items():
+            try:
+                results[ref] = future.result()
+            except Exception as e:  # noqa: BLE001 - reported below, after the others and the history
+                failed[ref] = " ".join(str(e).split())[:300]
     history = eval_history(registry)
     if in_prefect_run() and history:
         from prefect.artifacts import create_table_artifact
 
         create_table_artifact(history, key="nano3-eval-history", description="Every eval so far, by model version")
+    if failed:
+        from nemotron_core.errors import NemotronError
+
+        raise NemotronError(f"eval failed for {len(failed)} of {len(targets)} model version(s): "
+                            + "; ".join(f"{ref}: {why}" for ref, why in failed.items()))
     return results
+
+
+def unreadable_versions(registry, name: str) -> list[tuple[str, str]]:
+    """(ref, problem) of the versions of `name` whose record cannot be read."""
+    from nemotron_core.errors import ArtifactError
+
+    try:
+        return [(v.ref, v.problem) for v in registry.list(name) if v.problem]
+    except ArtifactError:
+        return []
