@@ -75,10 +75,12 @@ def plan_pipeline(*, profile: str = "local", config: str = "tiny", stage_configs
             continue
         plan = plan_job(job.spec, job.profile, job.job_dir / "train.yaml")
         sbatch = None
-        if plan.executor == "slurm":
-            from nemotron_core.execution.backends.slurm import render_job_script
+        if plan.executor != "local":  # the stage task's own path: an unsupported/misconfigured profile fails here
+            executor = create_executor(job.profile, job.spec, job_config=job.job_config)
+            if plan.executor == "slurm":
+                from nemotron_core.execution.backends.slurm import render_job_script
 
-            sbatch = render_job_script(create_executor(job.profile, job.spec), plan, job.job_dir)
+                sbatch = render_job_script(executor, plan, job.job_dir)
         plans.append(StagePlan(name, "submit", "forced" if force else f"no output for content {job.key[:12]}",
                                command=plan.command_line, sbatch=sbatch))
         known[name] = None

@@ -102,7 +102,8 @@ def build_job_config(train: DictConfig, *, spec, mode: str = "local", profile=No
         raise ConfigError(f"run mode {mode!r} is not one of {', '.join(MODES)}")
     if "run" in train:
         raise ConfigError("a recipe config must not have a top-level 'run' key: it is reserved for job provenance")
-    remote = (mode != "local") if remote is None else remote
+    if remote is None:  # only a container sees another filesystem: ${auto_mount:} mounts there, else the host path
+        remote = mode != "local" and bool(profile is not None and profile.get("container_image"))
     declared = tuple(profile.secret_names()) if hasattr(profile, "secret_names") else ()
     plain, res = resolve_train_config(train, remote=remote, secret_names=declared)
     script = Path(spec.script_path)

@@ -258,7 +258,9 @@ def test_auto_mount_local_and_remote(spec):
     train = OmegaConf.create({"data": "${auto_mount:/lustre/data/web}", "ckpt": "${auto_mount:/lustre/ck,/ckpt}"})
     local = build_job_config(train, spec=spec, mode="local")
     assert local.data == "/lustre/data/web" and list(local.run.mounts) == []
-    remote = build_job_config(train, spec=spec, mode="run")
+    no_container = build_job_config(train, spec=spec, mode="run")  # a profile without container_image
+    assert no_container.data == "/lustre/data/web" and list(no_container.run.mounts) == []
+    remote = build_job_config(train, spec=spec, mode="run", remote=True)  # what a container_image profile gives
     assert remote.data == "/nemo_run/mounts/web" and remote.ckpt == "/ckpt"
     assert list(remote.run.mounts) == ["/lustre/data/web:/nemo_run/mounts/web", "/lustre/ck:/ckpt"]
     with pytest.raises(ConfigError, match="absolute host path"):

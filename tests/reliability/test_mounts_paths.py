@@ -7,6 +7,8 @@ srun's options and the job's environment.
 
 from __future__ import annotations
 
+import yaml
+
 from tests.reliability.test_script_injection import (bash_n, cli, dry_run_script, profile_text,  # noqa: F401
                                                      srun_record, stubs)
 
@@ -29,10 +31,15 @@ def test_auto_mount_reaches_the_container_mounts(cli, stubs, tmp_path, capsys):
     assert "extra_path: /nemo_run/mounts/host data" in train.read_text()
 
 
-def test_auto_mount_without_a_container_is_refused_in_one_line(cli, stubs, tmp_path, capsys):
-    code = cli(profile_text(), "--run", "p", "--dry-run", "sleep=0", f"+extra_path=${{auto_mount:{tmp_path}}}")
-    err = capsys.readouterr().err.strip()
-    assert code != 0 and len(err.splitlines()) == 1 and "auto_mount" in err and "container" in err, err
+def test_auto_mount_without_a_container_is_the_host_path(cli, stubs, tmp_path, capsys):
+    """A container-free job sees the submitter's filesystem: the path stays as written, no mount."""
+    host = tmp_path / "host data"
+    host.mkdir()
+    assert cli(profile_text(), "--batch", "p", "sleep=0", f"+extra_path=${{auto_mount:{host}}}") == 0, \
+        capsys.readouterr().err
+    assert "--container-mounts" not in srun_record(stubs)["opts"]
+    (train,) = (tmp_path / "state" / "jobs" / "test-job").glob("*/train.yaml")
+    assert yaml.safe_load(train.read_text())["extra_path"] == str(host)
 
 
 def test_a_container_free_profile_keeps_its_state_paths(cli, stubs, tmp_path, capsys):
