@@ -125,7 +125,8 @@ def test_runspec_launches_with_torchrun(stage, name):
 
     spec = parse(TRAIN[stage])
     assert (spec.name, spec.run.launch, spec.run.cmd, spec.config.default) == (name, "torchrun", None, "default")
-    assert spec.config.choices() == ["default", "tiny"] and spec.resources.gpus_per_node == 8
+    configs = ["default", "tiny"] + (["tiny_llama"] if stage == "pretrain" else [])  # the Llama for comparison
+    assert spec.config.choices() == configs and spec.resources.gpus_per_node == 8
     assert {"pretrain": PRETRAIN, "sft": SFT}[stage].script_path == TRAIN[stage]
 
 
@@ -218,7 +219,8 @@ def test_latest_ignores_half_written_checkpoints(tmp_path):
 
 
 def test_default_config_arch_trains_and_round_trips_on_cpu(tmp_path, pretrain_data):
-    """default.yaml's architecture (nemotron, GQA, partial RoPE, padded vocab) at toy size: one step, save, load."""
+    """default.yaml's architecture (NemotronH: Mamba-2 / MoE / attention, GQA, padded vocab) at toy size:
+    one step, save (NVIDIA's layout), load in plain transformers, same logits."""
     import torch
     from omegaconf import OmegaConf
     from transformers import AutoModelForCausalLM
@@ -228,11 +230,14 @@ def test_default_config_arch_trains_and_round_trips_on_cpu(tmp_path, pretrain_da
     from recipes.nano3.training.windows import WindowData
 
     mcfg = OmegaConf.to_container(OmegaConf.load(TRAIN["pretrain"].parent / "config/default.yaml"))["model"]
-    mcfg.update(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                num_key_value_heads=2, head_dim=16, max_position_embeddings=64)
+    mcfg.update(hybrid_override_pattern="MEM*E", hidden_size=64, num_attention_heads=4, num_key_value_heads=2,
+                head_dim=16, max_position_embeddings=64, mamba_num_heads=8, mamba_head_dim=16, ssm_state_size=16,
+                n_groups=2, chunk_size=32, n_routed_experts=16, moe_intermediate_size=32,
+                moe_shared_expert_intermediate_size=64)
     tok = modellib.load_tokenizer(pretrain_data / "tokenizer", "data_path")
     model = modellib.build(mcfg, tok, seed=0)
-    assert model.config.model_type == "nemotron" and model.config.vocab_size % 128 == 0
+    assert model.config.model_type == "nemotron_h" and model.config.vocab_size % 128 == 0
+    assert model.config.num_experts_per_tok == 6 and model.config.layers_block_type[:2] == ["linear_attention", "moe"]
     assert model.config.vocab_size >= len(tok)
     rt = runtime.Runtime()
     opt, sched = optim.build(model, {"lr": 1e-3, "min_lr_ratio": 0.1, "warmup_steps": 1, "weight_decay": 0.1,
@@ -294,7 +299,8 @@ def test_pretrain_writes_hf_model_result_and_metrics(reference, pretrain_data):
 
     model = AutoModelForCausalLM.from_pretrained(str(reference / "model"))
     tok = AutoTokenizer.from_pretrained(str(reference / "model"))
-    assert model.config.model_type == "llama" and model.config.vocab_size == len(tok)
+    assert model.config.model_type == "nemotron_h" and model.config.vocab_size == len(tok)
+    assert type(model).__name__ == "NemotronHForCausalLM" and model.config.hybrid_override_pattern == "ME*E"
     assert {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json"} <= \
         {p.name for p in (reference / "model").iterdir()}
     assert tok.chat_template and tok.eos_token == "<|endoftext|>"
@@ -411,9 +417,13 @@ def test_sft_from_the_pretrained_model_lowers_valid_loss(tmp_path, reference, sf
     ("optim.lr=-1", "config key 'optim.lr'"),
     ("train.global_batch_size=20", "multiple of train.micro_batch_size"),
     ("resume=sometimes", "config key 'resume'"),
-    ("model.hiden_size=64", "unknown config key 'model.hiden_size' for arch 'llama' (did you mean 'hidden_size'?)"),
+    ("model.hiden_size=64", "unknown config key 'model.hiden_size' for arch 'nemotron_h' (did you mean 'hidden_size'?)"),
     ("model.arch=lama", "config key 'model.arch'"),
-    ("model.hidden_size=130", "hidden size (130) is not a multiple of the number of attention heads"),
+    ("model.hybrid_override_pattern=MX*E", "config key 'model.hybrid_override_pattern': 'MX*E' must be"),
+    ("model.num_experts_per_tok=9", "config key 'model.num_experts_per_tok': 9 must be <= model.n_routed_experts"),
+    ("model.tie_word_embeddings=true", "config key 'model.tie_word_embeddings'"),
+    ("train.moe_aux_loss_coef=-1", "config key 'train.moe_aux_loss_coef'"),
+    ("parallelism.expert=0", "config key 'parallelism.expert'"),
     ("train.seq_length=512", "max_position_embeddings"),
     ("data_path=/nonexistent/data", "data_path"),
 ])

@@ -25,14 +25,15 @@
 
 Input (`data_path`, artifact nano3-pretrain-data): tokenizer/ + Megatron .bin/.idx shards
 + blend.json (train and valid splits). The model is `AutoModelForCausalLM.from_config`
-(`model:` = an HF arch and its config keys; random init from `seed`) with the
-tokenizer's vocabulary.
+(`model:` = an HF arch and its config keys, e.g. nemotron_h = Nemotron 3 Nano's hybrid
+Mamba-2 / MoE / attention; random init from `seed`) with the tokenizer's vocabulary.
 
 Output (output_dir; the caller registers it as nano3-pretrain-model once RESULT.json exists):
 
   model/                    HF layout: config.json, generation_config.json, model.safetensors, tokenizer
   checkpoints/step_N/       the newest complete checkpoints (model + optimizer + RNG + data position)
-  metrics.jsonl             step, loss, lr, tokens_per_s, elapsed, grad_norm (+ valid_loss)
+  metrics.jsonl             step, loss, lr, tokens_per_s, elapsed, grad_norm (+ valid_loss;
+                            MoE: expert_tokens, expert_imbalance, moe_aux_loss)
   RESULT.json               final metrics, model info, inputs (paths + digests) for lineage
   PREEMPTED.json            only after SIGTERM/SIGUSR1: checkpoint saved, exit 75, rerun to resume
 

@@ -5,6 +5,7 @@ One job per module; the two train.py scripts read top to bottom and call these:
 - `settings`    the train config: schema (a typo is an error), value checks, `load(argv, script, kind)`
 - `runtime`     where it runs: rank/world size, device, gloo|nccl, bf16 autocast, thread count
 - `model`       build a decoder from the config (random init) or load one (HF folder), save HF layout
+- `moe`         router hooks: the MoE load-balancing loss and tokens per expert (NemotronH)
 - `data`        blend.json, the Batch, `BlendSampler`: global sample index -> (dataset, item), exact & resumable
 - `windows`     pretrain batches: windows of Megatron .bin/.idx shards (memory-mapped) by blend.json
 - `packed`      SFT batches: packed Parquet rows, loss mask -> targets, per-conversation positions

@@ -4,13 +4,14 @@
 (under bf16 autocast on GPU), summed cross-entropy over the targets, backward (DDP
 gradient sync only on the last micro-batch); the loss is divided by the number of
 targets of the whole global batch, so gradient accumulation and data parallelism give
-the same update as one big batch (and SFT's masked tokens weigh nothing). Then gradient
-clipping, AdamW, the LR schedule.
+the same update as one big batch (and SFT's masked tokens weigh nothing). A mixture-of-experts
+model (NemotronH) adds `train.moe_aux_loss_coef` x the routers' load-balancing loss (moe.py),
+averaged over the micro-batches. Then gradient clipping, AdamW, the LR schedule.
 
 `fit` runs the loop: resume from the newest complete checkpoint (resume: auto), global
-sample index -> micro-batches for this rank, metrics every log.interval steps, valid
-loss every eval.interval steps, checkpoints every checkpoint.interval steps and at the
-end, stop signals -> checkpoint -> `Preempted`. It ends with the final model exported to
+sample index -> micro-batches for this rank, metrics every log.interval steps (MoE: tokens
+per expert, the aux loss), valid loss every eval.interval steps, checkpoints every
+checkpoint.interval steps and at the end, stop signals -> checkpoint -> `Preempted`. It ends with the final model exported to
 output_dir/model and returns the run summary for RESULT.json.
 """
 
@@ -28,8 +29,10 @@ from typing import Any
 from recipes.nano3.common.outputs import RESULT
 
 from . import checkpoint, optim, settings
+from . import model as modellib
 from .data import IGNORE
 from .metrics import Metrics
+from .moe import RouterStats, imbalance
 from .runtime import Runtime, all_sum, autocast, barrier
 from . import signals
 from .signals import PREEMPTED_FILE, Preempted
@@ -40,7 +43,8 @@ def loss_sum(model, batch, rt: Runtime):
     import torch.nn.functional as F
 
     with autocast(rt):
-        logits = model(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False).logits
+        logits = model(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False,
+                       **modellib.packed_kwargs(model, batch.position_ids)).logits
     return F.cross_entropy(logits.float().flatten(0, 1), batch.targets.flatten(), ignore_index=IGNORE,
                            reduction="sum")
 
@@ -55,23 +59,38 @@ def next_batches(data, start: int, *, rt: Runtime, micro: int, accum: int) -> tu
 
 
 def train_step(model, optimizer, scheduler, micro_batches: list, *, rt: Runtime, grad_clip: float,
-               num_targets: float):
+               num_targets: float, moe: RouterStats | None = None, aux_coef: float = 0.0):
     """One optimizer step; returns (this rank's share of the mean loss, grad norm or None) as tensors.
 
     `num_targets` counts the targets of the global batch (all ranks); the mean of the
-    returned loss over ranks is the global batch's mean token loss.
+    returned loss over ranks is the global batch's mean token loss (cross-entropy only: the
+    MoE aux loss, when `moe` has routers, is in the gradient and in `moe.last_aux`).
     """
     import torch
 
     scale = rt.world_size / max(1.0, num_targets)  # DDP averages gradients over ranks
     total = torch.zeros((), device=rt.device)
+    aux_total = torch.zeros((), device=rt.device)
+    routed = moe is not None and moe.active
     last = len(micro_batches) - 1
     for k, mb in enumerate(micro_batches):
         sync = contextlib.nullcontext() if k == last or not rt.distributed else model.no_sync()
         with sync:
+            if routed:
+                moe.recording = True
             loss = loss_sum(model, mb, rt) * scale
-            loss.backward()
+            objective = loss
+            if routed:
+                moe.recording = False
+                aux = moe.aux_loss()
+                if aux is not None:
+                    aux_total += aux.detach() / len(micro_batches)
+                    if aux_coef:  # a mean over micro-batches; DDP's gradient mean makes it one over ranks
+                        objective = loss + aux * (aux_coef / len(micro_batches))
+            objective.backward()
         total += loss.detach()
+    if routed:
+        moe.last_aux = aux_total
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip) if grad_clip > 0 else None
     optimizer.step()
     scheduler.step()
@@ -93,6 +112,17 @@ def evaluate(model, data, *, rt: Runtime, batches: int, micro: int) -> float:
     model.train()
     s, n = all_sum(rt, [s, n])
     return s / max(1, n)
+
+
+def moe_row(rt: Runtime, moe: RouterStats, aux: float) -> dict:
+    """The metrics row's MoE fields for a log window: tokens per expert per MoE layer (all ranks),
+    the busiest expert's share relative to an even split (max over layers), the mean aux loss."""
+    counts = moe.take_counts()
+    flat = all_sum(rt, [float(c) for layer in counts for c in layer] + [aux])
+    aux, it, summed = flat[-1] / rt.world_size, iter(flat[:-1]), []
+    for layer in counts:
+        summed.append([int(next(it)) for _ in layer])
+    return {"moe_aux_loss": round(aux, 6), "expert_imbalance": imbalance(summed), "expert_tokens": summed}
 
 
 @dataclass
@@ -181,6 +211,9 @@ def fit(job: Job) -> dict:
     if rt.compile:
         net = torch.compile(net)
     net.train()
+    moe = RouterStats(model)  # inert for a model without routers
+    aux_coef = t["moe_aux_loss_coef"]
+    window_aux = 0.0
 
     metrics = Metrics(out / lg["metrics_file"], enabled=rt.is_main, wcfg=lg["wandb"], run_name=out.name,
                       config=cfg, resume_step=resumed_at, wandb_id=state["wandb_id"])
@@ -216,7 +249,9 @@ def fit(job: Job) -> dict:
                 raise Preempted(flag.signum or 15, state["step"], path)
             lr = optimizer.param_groups[0]["lr"]
             loss, norm = train_step(net, optimizer, scheduler, batches, rt=rt, grad_clip=t["grad_clip"],
-                                    num_targets=num_targets)
+                                    num_targets=num_targets, moe=moe, aux_coef=aux_coef)
+            if moe.active:
+                window_aux += moe.last_aux
             state["step"] += 1
             state["consumed_samples"] += gbs
             state["tokens"] += gbs * seq
@@ -235,7 +270,9 @@ def fit(job: Job) -> dict:
                        "elapsed": elapsed(), "tokens": state["tokens"], "samples": state["consumed_samples"]}
                 if norm is not None:
                     row["grad_norm"] = float(norm)
-                window_loss, window_steps, paused = 0.0, 0, 0.0
+                if moe.active:
+                    row.update(moe_row(rt, moe, float(window_aux) / window_steps))
+                window_loss, window_steps, paused, window_aux = 0.0, 0, 0.0, 0.0
             if job.valid is not None and ((ev["interval"] and step % ev["interval"] == 0) or step == max_steps):
                 t_eval = time.perf_counter()
                 # the bare model: ranks may run different numbers of eval batches (no DDP collectives)

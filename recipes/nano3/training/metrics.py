@@ -1,7 +1,8 @@
 """Training metrics: one JSON line per log step in output_dir/metrics.jsonl, W&B, and a progress line.
 
 A row: {"step", "loss", "lr", "tokens_per_s", "elapsed", "grad_norm", "tokens", ...};
-eval rows add "valid_loss". `elapsed` is wall seconds of training since the run first
+eval rows add "valid_loss"; a mixture-of-experts model adds "expert_tokens" (tokens per expert
+per MoE layer in the window), "expert_imbalance" and "moe_aux_loss". `elapsed` is wall seconds of training since the run first
 started (it continues across resumes). On resume, rows after the checkpoint's step
 (written by the killed attempt) are dropped first, so the file reads like one run.
 
@@ -108,7 +109,9 @@ class Metrics:
         self.file.flush()
         print(progress_line(row), flush=True)
         if self.run is not None:
-            self.run.log({k: v for k, v in row.items() if k != "step"}, step=row["step"])
+            # scalars only: per-expert token lists (MoE) stay in metrics.jsonl and the run report's plot
+            self.run.log({k: v for k, v in row.items() if k != "step" and not isinstance(v, (list, dict))},
+                         step=row["step"])
 
     def summary(self, values: dict) -> None:
         if self.run is not None:

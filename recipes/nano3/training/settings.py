@@ -42,6 +42,16 @@ COMMON = {
         "global_batch_size": 16,  # samples per optimizer step (all ranks, all accumulation steps)
         "max_steps": 1000,
         "grad_clip": 1.0,  # max global grad norm; 0 = off
+        "moe_aux_loss_coef": 1.0e-3,  # x the routers' load-balancing loss (MoE models only; 0 = off)
+    },
+    # The layout at scale, written down with the config: checked here, applied by the trainer
+    # only as far as it goes today (DDP over all ranks); the sharded layouts land with the
+    # sharded-training work. Sizes are ranks per group (1 = not split that way).
+    "parallelism": {
+        "tensor": 1,  # tensor-parallel ranks (attention/MLP/Mamba matrices split)
+        "sequence": False,  # sequence parallelism over the tensor-parallel group
+        "expert": 1,  # expert-parallel ranks: the routed experts of each MoE layer split across them
+        "fsdp": False,  # shard the non-expert weights, gradients and optimizer state (FSDP/ZeRO-3)
     },
     "optim": {
         "lr": 3.0e-3,
@@ -75,7 +85,7 @@ COMMON = {
 PRETRAIN = {
     **COMMON,
     "train": {**COMMON["train"], "seq_length": 64},
-    "model": cfglib.ANY,  # {arch: llama | nemotron | ..., <HF config keys>, attn_implementation, vocab_multiple}
+    "model": cfglib.ANY,  # {arch: nemotron_h | llama | ..., <HF config keys>, attn_implementation, vocab_multiple}
 }
 
 SFT = {
@@ -140,6 +150,12 @@ def check(cfg: dict, kind: str) -> None:
     for key in ("eval.interval", "checkpoint.interval", "optim.warmup_steps"):
         _number(cfg, key, 0, integer=True)
     _number(cfg, "train.grad_clip", 0)
+    _number(cfg, "train.moe_aux_loss_coef", 0)
+    for key in ("parallelism.tensor", "parallelism.expert"):
+        _number(cfg, key, 1, integer=True)
+    for key in ("parallelism.sequence", "parallelism.fsdp"):
+        if not isinstance(_get(cfg, key), bool):
+            raise ConfigError(f"config key '{key}': {_get(cfg, key)!r} must be true or false")
     _number(cfg, "optim.lr", 0, lo_open=True)
     _number(cfg, "optim.min_lr_ratio", 0, 1)
     _number(cfg, "optim.weight_decay", 0)
