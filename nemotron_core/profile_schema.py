@@ -24,8 +24,10 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
 
 from nemotron_core.errors import ProfileError, did_you_mean, one_of
-from nemotron_core.profiles import EXECUTORS
 from nemotron_core.secrets import is_secret_key, is_secret_name
+
+#: The executors a profile may name (each built by nemotron_core/execution).
+EXECUTORS = ("local", "slurm", "ray", "docker", "dgxcloud", "lepton", "skypilot")
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: C0 controls (newline, CR, tab, ESC...), DEL and C1 controls.

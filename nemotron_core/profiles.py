@@ -39,7 +39,6 @@ from nemotron_core.errors import ProfileError, did_you_mean
 from nemotron_core.secrets import REDACTED, declare_secret_names, is_secret_name, redact
 
 SPECIAL_SECTIONS = ("wandb", "artifacts", "cache", "cli")
-EXECUTORS = ("local", "slurm", "ray", "docker", "dgxcloud", "lepton", "skypilot")
 BUILTIN_LOCAL: dict[str, Any] = {"executor": "local", "nproc_per_node": 1}
 ENV_FILE_VAR = "NEMOTRON_ENV_FILE"
 

@@ -63,7 +63,7 @@ def _parse_value(text: str, item: str, source: str):
     """The override's value as YAML, through the same bounded loader as config files."""
     import yaml
 
-    from nemotron_core.config.loader import YamlBoundsError, check_yaml_size, yaml_loader
+    from nemotron_core.config.yaml_bounded import YamlBoundsError, check_yaml_size, yaml_loader
 
     if text == "":
         return ""
