@@ -1,14 +1,18 @@
 """`nemotron nano3 pipe`: the nano3-full flow from the command line.
 
-Runs the same Prefect flow as `prefect deployment run nano3-full/...`, in this process
-(against $PREFECT_API_URL when set, else a temporary local Prefect server). Overrides are
-prefixed with their stage (`sft.train.lr=1e-4`), `-c` picks the config of every stage.
+`--run PROFILE` (or no option) runs the nano3-full flow in this process (against
+$PREFECT_API_URL when set, else a temporary local Prefect server) and waits.
+`--batch PROFILE` submits a flow run of the deployment `nano3-full/PROFILE` (what
+`prefect deployment run nano3-full/PROFILE` does, with this command line's config,
+overrides and stages as parameters) to the server at $PREFECT_API_URL and returns: a worker
+of that deployment's pool runs it, and the UI shows it. Overrides are prefixed with their
+stage (`sft.train.lr=1e-4`), `-c` picks the config of every stage.
 """
 
 from __future__ import annotations
 
 from nemotron_core.cli.context import GlobalContext, split_dotlist
-from nemotron_core.errors import ConfigError, NotBuiltError, did_you_mean
+from nemotron_core.errors import ConfigError, NemotronError, did_you_mean
 
 
 def stage_overrides(words: list[str], stage_names) -> dict[str, list[str]]:
@@ -37,11 +41,41 @@ def run_pipe(g: GlobalContext, words: list[str], *, stages: str | None, force: b
         print_plan(plan_pipeline(**params, force=force))
         return 0
     if g.batch:
-        raise NotBuiltError("'nano3 pipe --batch' is not built yet: it needs the nano3-full deployment (issue #10); "
-                            "use --run")
+        return submit_to_deployment(g.batch, {**params, "force": force})
     from flows.nano3_full import nano3_full
 
     result = nano3_full(**params, force=force)
     for stage, ref in result.items():
         print(f"{stage:14s} {ref}")
+    return 0
+
+
+FLOW_NAME = "nano3-full"
+
+
+def submit_to_deployment(profile: str, params: dict) -> int:
+    """Create a flow run of `nano3-full/<profile>` with `params`; print its id and UI link."""
+    import os
+
+    if not os.environ.get("PREFECT_API_URL"):
+        raise NemotronError("'nano3 pipe --batch' submits to a Prefect server: set PREFECT_API_URL "
+                            "(e.g. eval \"$(scripts/prefect-server env)\"), or use --run to run the flow here")
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+
+    name = f"{FLOW_NAME}/{profile}"
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_deployment_by_name(name)
+        except ObjectNotFound:
+            known = sorted(f"{FLOW_NAME}/{d.name}" for d in client.read_deployments()
+                           if client.read_flow(d.flow_id).name == FLOW_NAME)
+            raise NemotronError(f"no deployment {name} on {os.environ['PREFECT_API_URL']}; deployments of "
+                                f"{FLOW_NAME}: {', '.join(known) or 'none'} (register them: prefect --no-prompt "
+                                f"deploy --all --prefect-file deployments/prefect.yaml)") from None
+    run = run_deployment(name, parameters=params, timeout=0)
+    ui = os.environ.get("PREFECT_UI_URL") or os.environ["PREFECT_API_URL"].removesuffix("/api")
+    print(f"submitted flow run {run.name} ({run.id}) of {name}", flush=True)
+    print(f"watch: {ui}/runs/flow-run/{run.id}", flush=True)
     return 0

@@ -55,24 +55,11 @@ def test_recipe_help_shows_configs_and_artifacts():
     assert "--dry-run" in out.stdout
 
 
-# Commands whose recipe script does not exist yet must say so (one line, exit 2), not fake success.
-UNBUILT = [(args, needle) for args, script, needle in [
-    (["nano3", "pretrain", "-c", "tiny"], "recipes/nano3/stage0_pretrain/train.py", "issue #7"),
-    (["nano3", "sft", "--dry-run"], "recipes/nano3/stage1_sft/train.py", "issue #7"),
-    (["nano3", "rl"], "recipes/nano3/stage2_rl/train.py", "issue #8"),
-    (["nano3", "eval"], "recipes/nano3/stage3_eval/eval.py", "issue #8"),
-    (["nano3", "model", "eval"], "recipes/nano3/stage3_eval/eval.py", "issue #8"),
-    (["evaluate", "nano3-sft-model:v1"], "recipes/nano3/stage3_eval/eval.py", "issue #8"),
-] if not (REPO / script).is_file()] + [(["nano3", "pipe", "--batch", "local"], "issue #10")]
-
-
-@pytest.mark.parametrize("args,needle", UNBUILT)
-def test_unbuilt_commands_fail_with_one_line(args, needle):
-    out = nemotron(*args)
-    assert out.returncode == 2
+def test_pipe_batch_without_a_server_is_one_line(tmp_path):
+    out = nemotron("nano3", "pipe", "--batch", "local", env={"PREFECT_API_URL": ""})
+    assert out.returncode == 2, out.stderr
     lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "not built yet" in lines[0] and needle in lines[0]
-    assert "Traceback" not in out.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "PREFECT_API_URL" in lines[0], out.stderr
 
 
 def test_unknown_profile_is_one_line_error(tmp_path):

@@ -38,3 +38,28 @@ def test_prefect_yaml_registers_the_deployments_with_the_nightly_schedule(prefec
     assert rows["nano3-full/slurm"][0] == "nemotron-slurm" and "'profile': 'slurm'" in rows["nano3-full/slurm"][2]
     assert rows["nano3-nightly-eval/nightly"][1] == "[('30 3 * * *', 'Europe/Paris')]"
     assert str(REPO) in rows["nano3-full/local"][3]  # the flow code runs from this checkout
+
+    # `nemotron nano3 pipe --batch PROFILE` submits a flow run of nano3-full/PROFILE with its parameters
+    nemotron = str(Path(sys.executable).with_name("nemotron"))
+    out = subprocess.run([nemotron, "nano3", "pipe", "--batch", "local", "-c", "tiny", "--stages", "data_pretrain",
+                          "pretrain.train.max_steps=5"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    run_id = out.stdout.split("(", 1)[1].split(")", 1)[0]
+    code = (
+        "import sys\n"
+        "from prefect.client.orchestration import get_client\n"
+        "with get_client(sync_client=True) as c:\n"
+        "    r = c.read_flow_run(sys.argv[1])\n"
+        "    print(c.read_deployment(r.deployment_id).name, r.parameters)\n"
+        "    c.delete_flow_run(r.id)\n"  # no worker here: it would wait forever
+    )
+    shown = subprocess.run([sys.executable, "-c", code, run_id], env=env, capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("local ") and "'stages': ['data_pretrain']" in shown.stdout, shown.stdout
+    assert "'overrides': {'pretrain': ['train.max_steps=5']}" in shown.stdout, shown.stdout
+    assert f"/runs/flow-run/{run_id}" in out.stdout
+
+    missing = subprocess.run([nemotron, "nano3", "pipe", "--batch", "nope"], cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1, missing.stderr
+    assert "no deployment nano3-full/nope" in missing.stderr and "nano3-full/local" in missing.stderr
