@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from nemotron_core.errors import NemotronError
-from nemotron_core.execution.logs import LogFollower, TextFollower
+from nemotron_core.execution.logs import LogFollower
 from nemotron_core.execution.refs import JobRef, key_lock, refs_for_key
 from nemotron_core.execution.secrets_file import collect_secrets, write_secrets_file
 from nemotron_core.execution.states import JobError, JobState, JobStatus
@@ -119,37 +119,42 @@ class Job:
         """
         follower = self._follower() if on_log else None
         deadline = None if timeout is None else time.monotonic() + timeout
-        interval, next_poll, last, errors = poll, 0.0, None, 0
-        while True:
-            now = time.monotonic()
-            if now >= next_poll:
-                try:
-                    status = self.status(max_age=min(interval, 1.0))
-                    errors = 0
-                except NemotronError:  # slurmctld restarting, SSH hiccup, Ray head busy: retry a few times
-                    errors += 1
-                    if errors >= 5:
-                        raise
-                    time.sleep(min(2.0 ** errors, max_poll))
-                    continue
-                if status != last:
-                    interval, last = poll, status
-                else:
-                    interval = min(interval * 1.6, max_poll)
-                next_poll = now + interval
-                if status.done:
-                    break
+        try:
+            interval, next_poll, last, errors = poll, 0.0, None, 0
+            while True:
+                now = time.monotonic()
+                if now >= next_poll:
+                    try:
+                        status = self.status(max_age=min(interval, 1.0))
+                        errors = 0
+                    except NemotronError:  # slurmctld restarting, SSH hiccup, Ray head busy: retry a few times
+                        errors += 1
+                        if errors >= 5:
+                            raise
+                        time.sleep(min(2.0 ** errors, max_poll))
+                        continue
+                    if status != last:
+                        interval, last = poll, status
+                    else:
+                        interval = min(interval * 1.6, max_poll)
+                    next_poll = now + interval
+                    if status.done:
+                        break
+                if follower:
+                    for line in follower.read_new():
+                        on_log(line)
+                if deadline is not None and now >= deadline:
+                    state = last.state if last else "unknown"
+                    raise JobError(f"{self.describe()} still {state} after {timeout:.0f} s; "
+                                   f"it keeps running (cancel it with Job.cancel())", last)
+                time.sleep(max(0.05, min(next_poll - time.monotonic(), 1.0)))
             if follower:
-                for line in follower.read_new():
+                time.sleep(0.2)  # the last lines may land just after Slurm/Ray report the end
+                for line in follower.flush():
                     on_log(line)
-            if deadline is not None and now >= deadline:
-                raise JobError(f"{self.describe()} still {last.state if last else 'unknown'} after {timeout:.0f} s; "
-                               f"it keeps running (cancel it with Job.cancel())", last)
-            time.sleep(max(0.05, min(next_poll - time.monotonic(), 1.0)))
-        if follower:
-            time.sleep(0.2)  # the last lines may land just after Slurm/Ray report the end
-            for line in follower.flush():
-                on_log(line)
+        finally:
+            if follower:
+                follower.close()  # a streaming follower stops its reader (a timeout leaves the job running)
         if check and not status.ok:
             raise JobError(f"{self.describe()} ended {status.describe()}; logs: {self.log_hint()}", status)
         return status
@@ -214,8 +219,8 @@ class Job:
         return f"{self.ref.backend} job {self.ref.id} ({self.ref.name})"
 
     def _follower(self, *, app_only: bool = True):
-        if self.ref.backend == "ray":
-            return TextFollower(lambda: self._backend.logs(self.ref))
+        if self.ref.backend == "ray":  # streamed: new text only (the whole log per poll is quadratic)
+            return self._backend.follower(self.ref)
 
         def files() -> list[str]:
             return self._backend.log_files(self.ref, app_only=app_only) if self._ensure_id() else []
@@ -286,13 +291,22 @@ def wait_all(jobs: Iterable[Job], *, on_log: Callable[[Job, str], None] | None =
     followers = {id(j): j._follower() for j in jobs} if on_log else {}
     deadline = None if timeout is None else time.monotonic() + timeout
     final: dict[str, JobStatus] = {}
+    try:
+        return _wait_all(jobs, followers, final, on_log, poll, deadline, timeout)
+    finally:
+        for follower in followers.values():
+            follower.close()
+
+
+def _wait_all(jobs, followers, final, on_log, poll, deadline, timeout) -> dict[str, JobStatus]:
     while len(final) < len(jobs):
         for job in jobs:
             if job.ref.job_dir in final:
                 continue
             status = job.status(max_age=poll * 0.9)
             if on_log:
-                for line in followers[id(job)].read_new():
+                follower = followers[id(job)]
+                for line in (follower.flush() if status.done else follower.read_new()):  # the end: its last line too
                     on_log(job, line)
             if status.done:
                 final[job.ref.job_dir] = status

@@ -15,6 +15,7 @@ nemo-run's Slurm RayJob sbatch.)
 - State: SUCCEEDED → COMPLETED, FAILED → FAILED (driver_exit_code), STOPPED →
   CANCELLED. One `list_jobs()` call per poll answers for every job of the process.
 - Cancel: `stop_job`, then poll until the job is terminal.
+- Logs: followed with `tail_job_logs` (new text only), fetched whole once with `get_job_logs`.
 """
 
 from __future__ import annotations
@@ -112,10 +113,19 @@ class RayBackend:
         return True
 
     def logs(self, ref: JobRef) -> str:
+        """The whole log (one request). To follow a running job, use `follower`."""
         try:
             return client(ref.cluster["address"]).get_job_logs(ref.id)
         except Exception:
             return ""
+
+    def follower(self, ref: JobRef):
+        """New log lines as the job writes them: `tail_job_logs` (a websocket the head pushes new text on),
+        not `get_job_logs` at every poll, which re-sends the whole log each time (quadratic over a long job)."""
+        from nemotron_core.execution.logs import StreamFollower
+
+        return StreamFollower(lambda: client(ref.cluster["address"]).tail_job_logs(ref.id), lambda: self.logs(ref),
+                              name=f"ray-logs-{ref.id}")
 
     def log_files(self, ref: JobRef, *, app_only: bool = False) -> list[str]:
         return []
