@@ -133,18 +133,29 @@ def build_job_config(train: DictConfig, *, spec, mode: str = "local", profile=No
 
 def extract_train_config(job: DictConfig, for_remote: bool = False, *, code_root: Path | None = None,
                          remote_root: str | None = None) -> DictConfig:
-    """job.yaml minus `run`; for remote runs, paths under `code_root` move to `remote_root`."""
+    """job.yaml minus `run`; for remote runs, paths under `code_root` move to `remote_root`.
+
+    Only code moves: paths under the state folder (outputs, artifacts, caches) are data the
+    job reads and writes where they are, even when the state folder lies inside the checkout
+    (`.state/`), so they are never rewritten into the shipped code folder.
+    """
     data = OmegaConf.to_container(job, resolve=False)
     data.pop("run", None)
     if for_remote and code_root and remote_root:
+        from nemotron_core.paths import state_dir
+
         prefix = str(Path(code_root).resolve()).rstrip("/") + "/"
+        state = str(state_dir().resolve()).rstrip("/")
+
+        def is_data(path: str) -> bool:
+            return path == state or path.startswith(state + "/")
 
         def rewrite(node: Any) -> Any:
             if isinstance(node, dict):
                 return {k: rewrite(v) for k, v in node.items()}
             if isinstance(node, list):
                 return [rewrite(v) for v in node]
-            if isinstance(node, str) and (node.startswith(prefix) or node == prefix.rstrip("/")):
+            if isinstance(node, str) and (node.startswith(prefix) or node == prefix.rstrip("/")) and not is_data(node):
                 return remote_root.rstrip("/") + "/" + node[len(prefix):]
             return node
 

@@ -267,7 +267,8 @@ def test_auto_mount_local_and_remote(spec):
         build_job_config(OmegaConf.create({"d": "${auto_mount:rel/path}"}), spec=spec)
 
 
-def test_extract_train_config_drops_run_and_rewrites_code_paths(spec, tmp_path):
+def test_extract_train_config_drops_run_and_rewrites_code_paths(spec, tmp_path, monkeypatch):
+    monkeypatch.setenv("NEMOTRON_STATE_DIR", str(tmp_path / "state"))  # (tmp_path lies in the test state folder)
     code = tmp_path / "repo"
     train = OmegaConf.create({"tok": f"{code}/recipes/tok.json", "other": "/data/x", "lst": [f"{code}/a"]})
     job = build_job_config(train, spec=spec, mode="run")
@@ -312,3 +313,15 @@ def test_tokenizer_path_is_an_ordinary_key(spec):
 def test_a_mandatory_value_can_be_set_by_override():
     cfg = apply_overrides(OmegaConf.create({"output_dir": "???", "a": {"b": "???"}}), ["output_dir=/x", "a.b=1"])
     assert cfg.output_dir == "/x" and cfg.a.b == 1
+
+
+def test_extract_train_config_keeps_state_paths_inside_the_checkout(spec, tmp_path, monkeypatch):
+    """A state folder inside the checkout (`.state/`) holds data, not code: its paths are not shipped."""
+    code = tmp_path / "repo"
+    state = code / ".state"
+    state.mkdir(parents=True)
+    monkeypatch.setenv("NEMOTRON_STATE_DIR", str(state))
+    train = OmegaConf.create({"out": f"{state}/outputs/x", "tok": f"{code}/recipes/tok.json"})
+    remote = extract_train_config(build_job_config(train, spec=spec, mode="run"), for_remote=True, code_root=code,
+                                  remote_root="/nemo_run/code")
+    assert remote.out == f"{state}/outputs/x" and remote.tok == "/nemo_run/code/recipes/tok.json"

@@ -21,11 +21,6 @@ FAST = {
 }
 
 
-# Known gap: for a remote profile, extract_train_config(for_remote=True) remaps every path under the
-# checkout into the shipped code dir, and the state folder (.state/) lives in the checkout: the job
-# writes RESULT.json to <remote job>/code/.state/.../outputs/..., the flow looks in .state/.../outputs.
-@pytest.mark.xfail(strict=True, reason="stage output dirs under the checkout are remapped into the shipped code "
-                                       "dir for remote profiles (tasks/stage.py + config.extract_train_config)")
 def test_nano3_full_runs_through_an_ssh_tunnel_profile(prefect_server, ssh_login_node, monkeypatch):
     monkeypatch.delenv("SLURM_CONF", raising=False)
     with flow_state(prefect_server, "ssh") as (state, env):
