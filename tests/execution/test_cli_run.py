@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -68,14 +67,12 @@ def test_run_on_slurm_waits_streams_and_returns_the_jobs_exit_code(job_cli, tmp_
 @pytest.mark.slurm
 def test_batch_on_slurm_submits_and_returns(job_cli, tmp_path, state, slurm, capsys):
     (tmp_path / "env.toml").write_text(slurm_profile())
-    t0 = time.monotonic()
-    assert main(["job", "--batch", "slurm", "sleep=3"], cli=job_cli) == 0
-    assert time.monotonic() - t0 < 15
+    assert main(["job", "--batch", "slurm", "sleep=20"], cli=job_cli) == 0
     out = capsys.readouterr().out
     assert "submitted slurm job" in out and "logs:" in out
     (job_dir,) = job_dirs(state)
     job = Job.from_dir(job_dir)
-    assert job.status(max_age=0).state in (JobState.PENDING, JobState.RUNNING)
+    assert job.status(max_age=0).state in (JobState.PENDING, JobState.RUNNING)  # returned before the job ended
     assert job.wait(timeout=120).ok
 
 

@@ -51,15 +51,16 @@ def test_exit_code_3_is_failed_with_exit_code_3(slurm, stage):
     assert (status.state, status.exit_code, status.returncode) == (JobState.FAILED, 3, 3)
 
 
-def test_cancel_ends_the_job_within_seconds_and_it_leaves_squeue(slurm, stage):
+def test_cancel_ends_the_running_job_and_it_leaves_squeue(slurm, stage):
+    """The events, in order: RUNNING, cancel() returns CANCELLED, the job is gone from squeue, and
+    its command never finished (no "slept" line). How fast: benchmarks/cancel_latency.py."""
     s = stage(JOB_RECIPE, slurm_profile(), "slurm", "sleep=120")
     job = submit(s.executor, s.plan, job_dir=s.job_dir)
     wait_for(lambda: job.status(max_age=0).state is JobState.RUNNING, 60)
-    t0 = time.monotonic()
     status = job.cancel(timeout=30)
     assert status.state is JobState.CANCELLED
-    assert time.monotonic() - t0 < 10
     assert job.id not in squeue_ids(slurm)  # plain squeue: pending/running/completing only
+    assert "slept" not in job.logs()  # ended by the cancel, not by its own end
 
 
 def test_requeue_runs_the_job_again_and_it_completes(slurm, stage, tmp_path):
