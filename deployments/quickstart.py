@@ -62,7 +62,7 @@ def _result(run):
 
 def _print_evals() -> None:
     try:
-        from recipes.nano3.evaluation.cli import print_comparison
+        from recipes.nano3.evaluation.compare import print_comparison
     except ImportError:
         return
     from nemotron_core.artifacts import open_registry

@@ -9,7 +9,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from nemotron_core.cli.artifacts_cmd import app
+from nemotron_cli.artifacts_cmd import app
 from nemotron_core.errors import ArtifactError
 
 runner = CliRunner()
@@ -94,7 +94,7 @@ def test_gc_dry_run_then_real(populated):
 
 
 def test_main_prints_one_line_error_and_exits_2(populated, capsys):
-    from nemotron_core.cli.app import main
+    from nemotron_cli.app import main
 
     code = main(["show", "nano3-sft-model", "--root", populated.cfg["root"]], cli=app)
     err = capsys.readouterr().err
@@ -103,7 +103,7 @@ def test_main_prints_one_line_error_and_exits_2(populated, capsys):
 
 
 def test_registry_from_cli_uses_root_or_env_cfg(test_dir):
-    from nemotron_core.cli.artifacts_cmd import _registry_from_cli
+    from nemotron_cli.artifacts_cmd import _registry_from_cli
 
     reg = _registry_from_cli(str(test_dir / "a"), cfg={})
     assert reg.root_uri == (test_dir / "a").as_uri()
@@ -114,7 +114,7 @@ def test_registry_from_cli_uses_root_or_env_cfg(test_dir):
 
 
 def test_cli_modules_import_nothing_heavy():
-    code = ("import sys, nemotron_core.cli.artifacts_cmd, nemotron_core.cli.import_cmd, nemotron_core.artifacts; "
+    code = ("import sys, nemotron_cli.artifacts_cmd, nemotron_cli.import_cmd, nemotron_core.artifacts; "
             "print(sorted(m for m in ('fsspec', 's3fs', 'wandb', 'rich.table', 'pyarrow', 'boto3') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

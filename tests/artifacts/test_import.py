@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from nemotron_core.artifacts.layouts import check_layout
 from nemotron_core.artifacts.transfer import open_source
-from nemotron_core.cli.import_cmd import data_import_app, import_source, model_import_app
+from nemotron_cli.import_cmd import data_import_app, import_source, model_import_app
 from nemotron_core.errors import ArtifactError
 
 

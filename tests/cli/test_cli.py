@@ -12,9 +12,9 @@ import pytest
 import typer
 import yaml
 
-from nemotron_core.cli.app import main
-from nemotron_core.cli.context import split_argv
-from nemotron_core.cli.recipe_typer import RecipeMeta, RecipeTyper
+from nemotron_cli.app import main
+from nemotron_cli.context import split_argv
+from nemotron_cli.recipe_typer import RecipeMeta, RecipeTyper
 from nemotron_core.errors import NemotronError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,7 +34,7 @@ def test_help_works_from_any_directory_and_imports_nothing_heavy(tmp_path):
     assert out.returncode == 0
     assert "nano3" in out.stdout and "kit" in out.stdout
     probe = subprocess.run([sys.executable, "-c",
-                            "import sys; from nemotron_core.cli.app import app; "
+                            "import sys; from nemotron_cli.app import app; "
                             "print(sorted(m for m in ('torch','nemo_run','prefect','ray','omegaconf','fsspec') if m in sys.modules))"],
                            capture_output=True, text=True, cwd=tmp_path)
     assert probe.stdout.strip() == "[]", probe.stdout + probe.stderr
@@ -109,8 +109,8 @@ def echo_cli(tmp_path, monkeypatch):
 
     @cli.recipe(meta, name="echo", panel="Test", help="Echo the config.")
     def echo(ctx: typer.Context) -> None:
-        from nemotron_core.cli.context import split_dotlist
-        from nemotron_core.cli.recipe_run import run_recipe
+        from nemotron_cli.context import split_dotlist
+        from nemotron_cli.recipe_run import run_recipe
 
         raise typer.Exit(run_recipe(meta, ctx.obj, split_dotlist(ctx.args)))
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import typer
 
-from nemotron_core.cli.app import main
-from nemotron_core.cli.recipe_typer import RecipeMeta, RecipeTyper
+from nemotron_cli.app import main
+from nemotron_cli.recipe_typer import RecipeMeta, RecipeTyper
 from nemotron_core.execution import Job, JobState
 
 from tests.execution.conftest import JOB_RECIPE, slurm_profile
@@ -26,8 +26,8 @@ def job_cli(tmp_path, state, monkeypatch):
 
     @cli.recipe(meta, name="job", panel="Test", help="The execution test job.")
     def job(ctx: typer.Context) -> None:
-        from nemotron_core.cli.context import split_dotlist
-        from nemotron_core.cli.recipe_run import run_recipe
+        from nemotron_cli.context import split_dotlist
+        from nemotron_cli.recipe_run import run_recipe
 
         raise typer.Exit(run_recipe(meta, ctx.obj, split_dotlist(ctx.args)))
 

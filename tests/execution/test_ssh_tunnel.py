@@ -132,7 +132,7 @@ def test_a_rerun_reattaches_to_the_job_over_a_new_connection(login, stage, remot
 @pytest.fixture
 def job_cli(tmp_path, state, monkeypatch):
     """A one-command CLI wired like nano3's around the job test recipe, in a folder with env.toml."""
-    from nemotron_core.cli.recipe_typer import RecipeMeta, RecipeTyper
+    from nemotron_cli.recipe_typer import RecipeMeta, RecipeTyper
 
     monkeypatch.setenv("COLUMNS", "400")
     monkeypatch.delenv("NEMOTRON_ENV_FILE", raising=False)
@@ -143,8 +143,8 @@ def job_cli(tmp_path, state, monkeypatch):
 
     @cli.recipe(meta, name="job", panel="Test", help="The execution test job.")
     def job(ctx: typer.Context) -> None:
-        from nemotron_core.cli.context import split_dotlist
-        from nemotron_core.cli.recipe_run import run_recipe
+        from nemotron_cli.context import split_dotlist
+        from nemotron_cli.recipe_run import run_recipe
 
         raise typer.Exit(run_recipe(meta, ctx.obj, split_dotlist(ctx.args)))
 
@@ -156,7 +156,7 @@ def job_cli(tmp_path, state, monkeypatch):
 
 
 def test_the_cli_runs_through_the_tunnel_and_streams_the_logs(login, job_cli, tmp_path, remote, capsys):
-    from nemotron_core.cli.app import main
+    from nemotron_cli.app import main
 
     (tmp_path / "env.toml").write_text(ssh_profile(login, remote_job_dir=str(remote)))
     assert main(["job", "--run", "ssh", "exit_code=3", "sleep=1", "check_env=SSH_CONNECTION"], cli=job_cli) == 3
@@ -168,7 +168,7 @@ def test_the_cli_runs_through_the_tunnel_and_streams_the_logs(login, job_cli, tm
 
 def test_a_profile_without_remote_job_dir_uses_the_login_nodes_home(login, job_cli, tmp_path, capsys):
     """The Nemotron guide's profile (host, user, identity; no remote_job_dir): jobs go to ~/.nemotron/jobs there."""
-    from nemotron_core.cli.app import main
+    from nemotron_cli.app import main
     from tests.fixtures.sshd import login_home
 
     (tmp_path / "env.toml").write_text(ssh_profile(login))
@@ -184,7 +184,7 @@ def test_a_profile_without_remote_job_dir_uses_the_login_nodes_home(login, job_c
 
 
 def _cli_error(job_cli, tmp_path, capsys, profile_toml: str) -> str:
-    from nemotron_core.cli.app import main
+    from nemotron_cli.app import main
 
     (tmp_path / "env.toml").write_text(profile_toml)
     assert main(["job", "--run", "bad", "sleep=1"], cli=job_cli) != 0

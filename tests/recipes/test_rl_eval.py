@@ -438,7 +438,8 @@ def test_comparison_table_from_results_files(tmp_path, sft_eval):
 def test_evaluate_model_registers_with_lineage_and_hits_the_cache(tmp_path, monkeypatch, capsys, data, models):
     from nemotron_core.artifacts import open_registry
 
-    from recipes.nano3.evaluation.cli import evaluate_model, print_comparison
+    from nemotron_cli.evaluate import evaluate_model
+    from recipes.nano3.evaluation.compare import print_comparison
 
     (tmp_path / "env.toml").write_text(f'[artifacts]\nroot = "{tmp_path / "artifacts"}"\n')
     monkeypatch.setenv("NEMOTRON_ENV_FILE", str(tmp_path / "env.toml"))

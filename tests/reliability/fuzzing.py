@@ -16,7 +16,7 @@ over the places a user hands us input:
     artifact_ref   `nemotron artifacts show|lineage|verify BAD` and `${art:...}` overrides
 
 How a case is judged (`run_case`):
-- CLI cases call `nemotron_core.cli.app.main(argv)` in this process: a project error is a
+- CLI cases call `nemotron_cli.app.main(argv)` in this process: a project error is a
   non-zero exit with exactly one stderr line `error: ...`; any exception escaping main, or
   'Traceback' in the output, is a traceback.
 - Library cases (the readers a job runs, whose entry wrapper prints NemotronError as one line and
@@ -100,7 +100,7 @@ def _environ(extra: dict[str, str]):
 
 
 def run_case(case: Case) -> Outcome:
-    from nemotron_core.cli.app import main
+    from nemotron_cli.app import main
     from nemotron_core.errors import NemotronError
 
     out, err = io.StringIO(), io.StringIO()
@@ -163,7 +163,7 @@ class Fuzzer:
     # -- set-up and the run loop
     def prepare(self) -> None:
         """Register the real pretrain data once, so refs to ARTIFACT resolve (the registry the CLI uses)."""
-        from nemotron_core.cli.import_cmd import import_source
+        from nemotron_cli.import_cmd import import_source
 
         self.work.mkdir(parents=True, exist_ok=True)
         with _environ(self.env), contextlib.redirect_stdout(io.StringIO()):

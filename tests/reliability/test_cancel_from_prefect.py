@@ -69,7 +69,7 @@ def _no_processes_with(needles: tuple[str, ...], timeout: float) -> None:
 
 @pytest.fixture
 def deployment(prefect_server, slurm_cluster, pretrain_data):
-    from nemotron_core.cli.import_cmd import import_source
+    from nemotron_cli.import_cmd import import_source
 
     state = REPO / ".state" / f"cx{os.getpid()}"
     conf = slurm_cluster.conf

@@ -157,8 +157,8 @@ def assert_plan_or_refusal(out: subprocess.CompletedProcess, argv: list[str]) ->
 def leaves() -> list[tuple[tuple[str, ...], object]]:
     import typer
 
-    from nemotron_core.cli.app import app
-    from nemotron_core.cli.dry_run import leaf_commands
+    from nemotron_cli.app import app
+    from nemotron_cli.dry_run import leaf_commands
 
     return list(leaf_commands(typer.main.get_command(app)))
 

@@ -8,6 +8,6 @@ One job per module:
 - `lmeval`      a local lm-eval task from the held-out world items (YAML + JSONL written into output_dir),
                 run through lm-eval's HF model adapter, offline
 - `report`      results.json / RESULT.json records; the comparison table across model versions
-- `cli`         `evaluate_model(ref)` (resolve, run eval.py, register nano3-eval, cache hit) and
-                `print_comparison(registry)`, for `nemotron evaluate` / `nemotron nano3 model eval`
+- `compare`     `print_comparison(registry)`: the table over the newest eval of each model artifact
+                (`nemotron evaluate`, nemotron_cli/evaluate.py, runs the eval and prints it)
 """

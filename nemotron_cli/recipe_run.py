@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import sys
 
-from nemotron_core.cli.context import GlobalContext
-from nemotron_core.cli.recipe_typer import RecipeMeta
+from nemotron_cli.context import GlobalContext
+from nemotron_cli.recipe_typer import RecipeMeta
 from nemotron_core.errors import NotBuiltError
 
 

@@ -78,7 +78,7 @@ def refuse_unsupported(root: click.Command, *, dry_run: bool, passthrough: bool,
 
 def dry_run_of(ctx: typer.Context) -> bool:
     """The global --dry-run (False when the command runs outside main(), e.g. under CliRunner)."""
-    from nemotron_core.cli.context import GlobalContext
+    from nemotron_cli.context import GlobalContext
 
     return isinstance(ctx.obj, GlobalContext) and ctx.obj.dry_run
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from nemotron_core.cli.dry_run import honours_dry_run
-from nemotron_core.cli.recipe_typer import RecipeMeta, RecipeTyper
+from nemotron_cli.dry_run import honours_dry_run
+from nemotron_cli.recipe_typer import RecipeMeta, RecipeTyper
 
 STAGES = "Training Stages"
 DATA = "Data"
@@ -41,8 +41,8 @@ model_app = RecipeTyper(name="model", help="Import or evaluate model artifacts."
 
 
 def _run(meta: RecipeMeta, ctx: typer.Context) -> None:
-    from nemotron_core.cli.context import split_dotlist
-    from nemotron_core.cli.recipe_run import run_recipe
+    from nemotron_cli.context import split_dotlist
+    from nemotron_cli.recipe_run import run_recipe
 
     code = run_recipe(meta, ctx.obj, split_dotlist(ctx.args))
     raise typer.Exit(code)
@@ -65,8 +65,8 @@ def rl(ctx: typer.Context) -> None:
 
 @app.recipe(EVAL, name="eval", panel=STAGES, help="Evaluate a model artifact: perplexity, exact match, reward, lm-eval.")
 def eval_(ctx: typer.Context) -> None:
-    from nemotron_core.cli.context import split_dotlist
-    from nemotron_core.cli.recipe_run import run_recipe
+    from nemotron_cli.context import split_dotlist
+    from nemotron_cli.recipe_run import run_recipe
 
     g = ctx.obj
     code = run_recipe(EVAL, g, split_dotlist(ctx.args))
@@ -74,7 +74,7 @@ def eval_(ctx: typer.Context) -> None:
         from nemotron_core.artifacts import open_registry
         from nemotron_core.profiles import load_env
 
-        from recipes.nano3.evaluation.cli import print_comparison
+        from recipes.nano3.evaluation.compare import print_comparison
 
         print_comparison(open_registry(load_env().section("artifacts")))
     raise typer.Exit(code)
@@ -93,7 +93,7 @@ def pipe(
     Overrides name their stage: [bold]sft.train.lr=1e-4[/], [bold]+pretrain.x=1[/], [bold]~rl.y[/].
     With --dry-run, prints for each stage whether it would be skipped (cached), re-attached or submitted.
     """
-    from nemotron_core.cli.pipe import run_pipe
+    from nemotron_cli.pipe import run_pipe
 
     raise typer.Exit(run_pipe(ctx.obj, ctx.args, stages=stages, force=force))
 
@@ -122,19 +122,19 @@ def model_eval(ctx: typer.Context, ref: str = typer.Argument(..., metavar="MODEL
 
 
 def evaluate_ref(ctx: typer.Context, ref: str) -> int:
-    from nemotron_core.cli.context import split_dotlist
+    from nemotron_cli.context import split_dotlist
     from nemotron_core.errors import NotBuiltError
 
     if not EVAL.script_path.is_file():
         raise NotBuiltError(f"'{EVAL.name}' is not built yet: {EVAL.script} does not exist (issue #{EVAL.issue})")
-    from recipes.nano3.evaluation.cli import evaluate_model
+    from nemotron_cli.evaluate import evaluate_model
 
     g = ctx.obj
     return evaluate_model(ref, profile=g.profile, config=g.config or "tiny", overrides=split_dotlist(ctx.args),
                           dry_run=g.dry_run)
 
 
-from nemotron_core.cli.import_cmd import data_import_app, model_import_app  # noqa: E402
+from nemotron_cli.import_cmd import data_import_app, model_import_app  # noqa: E402
 
 data_app.add_typer(prep_app, rich_help_panel=DATA)
 data_app.add_typer(data_import_app, name="import", rich_help_panel=DATA)

@@ -11,7 +11,7 @@ stage (`sft.train.lr=1e-4`), `-c` picks the config of every stage.
 
 from __future__ import annotations
 
-from nemotron_core.cli.context import GlobalContext, split_dotlist
+from nemotron_cli.context import GlobalContext, split_dotlist
 from nemotron_core.errors import ConfigError, NemotronError, did_you_mean
 
 

@@ -15,7 +15,7 @@ from typing import Callable
 import typer
 from typer.core import TyperCommand
 
-from nemotron_core.cli.dry_run import honours_dry_run, takes_passthrough
+from nemotron_cli.dry_run import honours_dry_run, takes_passthrough
 from nemotron_core.paths import PACKAGE_ROOT
 
 

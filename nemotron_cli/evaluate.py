@@ -19,12 +19,9 @@ exit 2) as for every command.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import Sequence
 
-EVAL_ARTIFACT = "nano3-eval"  # = tasks.eval.EVAL.output
-MODEL_NAME = re.compile(r"-model$")
 
 
 def evaluate_model(ref: str, *, profile: str | None = None, config: str = "tiny", overrides: Sequence[str] = (),
@@ -32,6 +29,7 @@ def evaluate_model(ref: str, *, profile: str | None = None, config: str = "tiny"
     from nemotron_core.artifacts import open_registry
     from nemotron_core.errors import ArtifactError
     from nemotron_core.profiles import load_env
+    from recipes.nano3.evaluation.compare import MODEL_NAME, print_comparison
 
     from tasks.eval import EVAL
     from tasks.stage import StageRequest, prepare_job, published_output, run_stage
@@ -66,6 +64,8 @@ def evaluate_model(ref: str, *, profile: str | None = None, config: str = "tiny"
 
 def _print_plan(model_ref: str, inputs: dict[str, str], job, cached: str | None, *, config: str, profile: str) -> None:
     """--dry-run: what would be evaluated and where its result would go; nothing runs or is registered."""
+    from recipes.nano3.evaluation.compare import EVAL_ARTIFACT
+
     print(f"{model_ref}: would be evaluated on {inputs['pretrain_data']} + {inputs['rl_data']} "
           f"(config {config}, profile {profile})")
     print(f"  content key {job.key[:16]}")
@@ -96,42 +96,3 @@ class _job_log_to_stdout:
         if self.handler is not None:
             self.logger.removeHandler(self.handler)
         self.logger.setLevel(self.level)
-
-
-def latest_evals(registry) -> list[tuple[str, dict]]:
-    """(model version ref, flat metrics) of the newest nano3-eval of each model artifact."""
-    from nemotron_core.errors import ArtifactError
-
-    from .report import load_results
-
-    try:
-        evals = registry.list(EVAL_ARTIFACT)
-    except ArtifactError:
-        return []
-    newest: dict[str, tuple[int, str, dict]] = {}
-    for v in evals:
-        model_ref = next((r for r in v.lineage if MODEL_NAME.search(r.split(":")[0])), None)
-        if model_ref is None:
-            continue
-        metrics = (v.metadata.get("result") or {}).get("metrics")
-        if metrics is None:  # registered by hand: read the files
-            metrics = load_results(registry.local_copy(v.ref))["metrics"]
-        name = model_ref.split(":")[0]
-        number = v.version or 0  # a W&B offline publish has no number yet
-        if name not in newest or number >= newest[name][0]:
-            newest[name] = (number, model_ref, metrics)
-    return [(ref, metrics) for _, ref, metrics in newest.values()]
-
-
-def print_comparison(registry, console=None) -> None:
-    """The comparison table across model artifacts (latest eval of each), or a hint when there is none."""
-    from rich.console import Console
-
-    from .report import comparison_table
-
-    console = console or Console(width=None if sys.stdout.isatty() else 160)  # a log file: no wrapped columns
-    entries = latest_evals(registry)
-    if not entries:
-        console.print(f"no {EVAL_ARTIFACT} versions yet: run `nemotron evaluate nano3-sft-model` (or another model)")
-        return
-    console.print(comparison_table(entries))

@@ -16,7 +16,7 @@ from typing import Any
 
 import typer
 
-from nemotron_core.cli.dry_run import dry_run_of, honours_dry_run
+from nemotron_cli.dry_run import dry_run_of, honours_dry_run
 from nemotron_core.errors import ArtifactError
 
 app = typer.Typer(

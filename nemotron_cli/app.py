@@ -26,9 +26,9 @@ import sys
 
 import typer
 
-from nemotron_core.cli.artifacts_cmd import app as artifacts_app
-from nemotron_core.cli.dry_run import honours_dry_run
-from nemotron_core.cli.nano3 import app as nano3_app
+from nemotron_cli.artifacts_cmd import app as artifacts_app
+from nemotron_cli.dry_run import honours_dry_run
+from nemotron_cli.nano3 import app as nano3_app
 
 app = typer.Typer(
     name="nemotron",
@@ -60,7 +60,7 @@ def evaluate(ctx: typer.Context, model: str = typer.Argument(..., metavar="MODEL
 
     With --dry-run, prints the version, the data it would be scored on and whether the result is cached.
     """
-    from nemotron_core.cli.nano3 import evaluate_ref
+    from nemotron_cli.nano3 import evaluate_ref
 
     raise typer.Exit(evaluate_ref(ctx, model))
 
@@ -91,7 +91,7 @@ app.add_typer(kit_app, rich_help_panel="Kit")
 
 def main(argv: list[str] | None = None, *, cli: typer.Typer | None = None) -> int:
     """Run the CLI; returns the exit code. Every failure ends here as one line (see failure.py)."""
-    from nemotron_core.cli.failure import print_error, print_internal_error
+    from nemotron_cli.failure import print_error, print_internal_error
     from nemotron_core.errors import NemotronError, find_cause
 
     from typer._click import exceptions as click  # typer 0.29 vendors click: its exceptions live here
@@ -101,8 +101,8 @@ def main(argv: list[str] | None = None, *, cli: typer.Typer | None = None) -> in
     try:
         from contextlib import nullcontext
 
-        from nemotron_core.cli.context import pin_tool_homes, split_argv
-        from nemotron_core.cli.dry_run import no_tool_homes_created, refuse_unsupported
+        from nemotron_cli.context import pin_tool_homes, split_argv
+        from nemotron_cli.dry_run import no_tool_homes_created, refuse_unsupported
 
         rest, g = split_argv(argv)
         pin_tool_homes()

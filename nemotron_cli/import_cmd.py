@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typer
 
-from nemotron_core.cli.dry_run import dry_run_of, honours_dry_run
+from nemotron_cli.dry_run import dry_run_of, honours_dry_run
 
 data_import_app = typer.Typer(
     name="import",
@@ -46,7 +46,7 @@ def import_source(kind: str, stage: str, source: str, *, root: str | None = None
 def import_plan(kind: str, stage: str, source: str, *, root: str | None = None, aliases: list[str] | None = None,
                 move: bool = False, cfg: dict | None = None) -> list[str]:
     """What `import_source` would do, from the same checks and reads only (--dry-run)."""
-    from nemotron_core.cli.artifacts_cmd import _human
+    from nemotron_cli.artifacts_cmd import _human
 
     name, reg, tree, summary = _checked_source(kind, stage, source, root, cfg)
     wanted = reg.check_publish_aliases(["latest", *(aliases or [])])  # the same alias checks as publish
@@ -63,7 +63,7 @@ def import_plan(kind: str, stage: str, source: str, *, root: str | None = None, 
 def _checked_source(kind: str, stage: str, source: str, root: str | None, cfg: dict | None):
     from nemotron_core.artifacts.layouts import artifact_name, check_layout
     from nemotron_core.artifacts.transfer import open_source
-    from nemotron_core.cli.artifacts_cmd import _registry_from_cli
+    from nemotron_cli.artifacts_cmd import _registry_from_cli
 
     name = artifact_name(kind, stage)
     reg = _registry_from_cli(root, cfg)
@@ -86,7 +86,7 @@ def _command(app: typer.Typer, kind: str, stage: str) -> None:
                 typer.echo(line)
             return
         v = import_source(kind, stage, source, root=root, aliases=alias, move=move)
-        from nemotron_core.cli.artifacts_cmd import _human
+        from nemotron_cli.artifacts_cmd import _human
 
         typer.echo(f"imported {source} as {v.ref}: {len(v.files)} file(s), {_human(v.size)}, {v.digest[:19]}")
         typer.echo(f"  path {v.path}")
