@@ -108,6 +108,11 @@ def run_args(executor, ref: JobRef, launch: Path, log: Path) -> list[str]:
               "server": server_identity(), "user": current_user()}
     args = ["run", "-d", "--name", container_name(ref), "--user", f"{os.getuid()}:{os.getgid()}",
             "--network", executor.network, "--workdir", str(job_dir)]
+    if executor.network == "none":
+        # Docker lists no hostname in /etc/hosts without a network, and torchrun's rendezvous (and Ray)
+        # resolve it: name the container after its job and map that name to its loopback.
+        host = ref.tag[:63]
+        args += ["--hostname", host, "--add-host", f"{host}:127.0.0.1"]
     for k, v in labels.items():
         args += ["--label", f"{LABEL}.{k}={v}"]
     state = str(state_dir().resolve())
