@@ -199,9 +199,24 @@ def test_sampler_weights_and_epochs():
 
 
 def test_warmup_cosine_schedule():
-    f = optim.WarmupCosine(warmup_steps=10, max_steps=110, min_ratio=0.1)
-    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
-    assert f(60) == pytest.approx(0.55) and f(110) == pytest.approx(0.1) and f(500) == pytest.approx(0.1)
+    """Linear warmup to lr, cosine down to lr x min_lr_ratio at max_steps; the step survives a state_dict."""
+    import torch
+
+    model = torch.nn.Linear(2, 2)
+    ocfg = {"lr": 1.0, "min_lr_ratio": 0.1, "warmup_steps": 10, "weight_decay": 0.0, "beta1": 0.9, "beta2": 0.95,
+            "eps": 1e-8}
+    opt, sched = optim.build(model, ocfg, 110, "cpu")
+    lrs = []
+    for _ in range(111):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] == 0.0 and lrs[5] == pytest.approx(0.5) and lrs[10] == pytest.approx(1.0)
+    assert lrs[60] == pytest.approx(0.55) and lrs[110] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(lrs[10:110], lrs[11:111]))  # never up after warmup
+    opt2, sched2 = optim.build(model, ocfg, 110, "cpu")
+    sched2.load_state_dict(sched.state_dict())
+    assert sched2.last_epoch == sched.last_epoch
 
 
 def test_latest_ignores_half_written_checkpoints(tmp_path):
