@@ -95,6 +95,23 @@ class ProfileTable(_Table):
     ulimits: list[Text] = None
     runtime: Text = None
     docker_host: Text = None
+    # DGX Cloud and Lepton (execution/cloud_profile.py)
+    base_url: Text = None
+    kube_apiserver_url: Text = None
+    project: Text = None
+    pvc_nemo_run_dir: Text = None
+    pvcs: list[dict[Text, Scalar]] = None
+    app_id_env: EnvName = None
+    app_secret_env: EnvName = None
+    distributed_framework: Text = None
+    workspace: Text = None
+    resource_shape: Text = None
+    node_group: Text = None
+    node_reservation: Text = None
+    nemo_run_dir: Text = None
+    mount_from: Text = None
+    shared_memory_size: Count = None
+    image_pull_secrets: list[Text] = None
     # where the cluster is
     tunnel: Literal["local", "ssh"] = None
     host: Text = None
@@ -140,9 +157,12 @@ EXPECTED: dict[str, str] = {
     "network": "none or host (docker jobs never use a bridge)",
     "connect_timeout": "a number of seconds (at least 1)",
     "entrypoint_num_cpus": "a non-negative number",
+    "pvcs": "a list of tables such as [{claimName = \"ws\", path = \"/workspace\"}]",
+    "image_pull_secrets": "a list of secret names",
 }
 EXPECTED.update({k: "a non-negative integer" for k in ("nodes", "gpus_per_node", "ntasks_per_node", "nproc_per_node",
-                                                       "cpus_per_task", "retries", "rdzv_port", "ray_port", "port")})
+                                                       "cpus_per_task", "retries", "rdzv_port", "ray_port", "port",
+                                                       "shared_memory_size")})
 
 
 def validate_env(data: dict[str, Any], source: str, special: tuple[str, ...]) -> None:
