@@ -51,8 +51,12 @@ def backend(kind: str):
             from nemotron_core.execution.backends.ray import RayBackend as cls
         elif kind == "docker":
             from nemotron_core.execution.backends.docker import DockerBackend as cls
+        elif kind == "dgxcloud":
+            from nemotron_core.execution.backends.cloud import DGXCloudBackend as cls
+        elif kind == "lepton":
+            from nemotron_core.execution.backends.cloud import LeptonBackend as cls
         else:
-            raise NemotronError(f"unknown job backend {kind!r}; expected local, slurm, ray or docker")
+            raise NemotronError(f"unknown job backend {kind!r}; expected local, slurm, ray, docker, dgxcloud or lepton")
         _BACKENDS[kind] = cls()
     return _BACKENDS[kind]
 
@@ -67,6 +71,8 @@ def backend_kind(executor) -> str:
         return "slurm"
     if kind == "DockerExecutor":
         return "docker"
+    if kind in ("DGXCloudExecutor", "LeptonExecutor"):
+        return "dgxcloud" if kind == "DGXCloudExecutor" else "lepton"
     raise NemotronError(f"executor {kind} is not supported by submit(); use create_executor() with a local, "
                         f"slurm, ray or docker profile")
 
