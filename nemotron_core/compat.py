@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.abc
+import importlib.machinery
 import importlib.util
 import sys
 import threading
+from types import ModuleType
+from typing import Any
 
 _V1, _V2 = "leptonai.api.v1", "leptonai.api.v2"
 
@@ -25,17 +28,17 @@ class _AliasLoader(importlib.abc.Loader):
     def __init__(self, target: str):
         self.target = target
 
-    def create_module(self, spec):
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
         return importlib.import_module(self.target)
 
-    def exec_module(self, module):  # the target module is already executed
+    def exec_module(self, module: ModuleType) -> None:  # the target module is already executed
         pass
 
 
 class LeptonV1Alias(importlib.abc.MetaPathFinder):
     """Resolves `leptonai.api.v1...` to the same-named module under `leptonai.api.v2`."""
 
-    def find_spec(self, fullname, path, target=None):
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> importlib.machinery.ModuleSpec | None:
         if fullname != _V1 and not fullname.startswith(_V1 + "."):
             return None
         target_name = _V2 + fullname[len(_V1):]
@@ -66,13 +69,13 @@ class _NoTorchInThisThread(importlib.abc.MetaPathFinder):
     def __init__(self) -> None:
         self.thread = threading.get_ident()
 
-    def find_spec(self, fullname, path, target=None):
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> None:
         if fullname == "torch" and threading.get_ident() == self.thread:
             raise ModuleNotFoundError("torch is not imported with nemo_run (nemotron_core.compat)", name="torch")
         return None
 
 
-def import_nemo_run():
+def import_nemo_run() -> ModuleType:
     """`import nemo_run as run`, with the leptonai shim applied first.
 
     nemo-run 0.11's YAML serializer imports torch only to register a representer for
@@ -91,3 +94,16 @@ def import_nemo_run():
     finally:
         sys.meta_path.remove(skip)
     return nemo_run
+
+
+def nemo_run() -> ModuleType:
+    """`import nemo_run` (through the leptonai shim) with its home under the state folder.
+
+    The one handle the execution layer uses: nemo-run keeps experiment records in
+    NEMORUN_HOME (default ~/.nemo_run), which must stay under the project state folder."""
+    import os
+
+    from nemotron_core.paths import state_env
+
+    os.environ.setdefault("NEMORUN_HOME", state_env()["NEMORUN_HOME"])
+    return import_nemo_run()

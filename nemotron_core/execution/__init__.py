@@ -10,7 +10,10 @@ A stage's Prefect task reads top to bottom:
 
 Modules (one job each):
     local.py          execute_local: the attached `--run local` path (CLI waits on its child)
-    executors.py      create_executor, build_env_vars, get_startup_commands, job_paths
+    options.py        JobOptions, JobPaths, job_options, job_paths (a leaf: imports nothing from execution)
+    profile_keys.py   profile readers shared by the executor builders (startup_commands, image, mounts)
+    executors.py      create_executor, build_env_vars, with_plan_env, RayClusterExecutor
+    docker_profile.py the docker profile -> nemo-run DockerExecutor
     jobs.py           submit, find_job, Job (status/wait/cancel/requeue/logs), wait_all
     states.py         JobState, JobStatus, JobError
     refs.py           JobRef persistence and the by-key / by-flow-run indexes
@@ -20,15 +23,18 @@ Modules (one job each):
     squash.py         ensure_squashed_image (enroot import on the Slurm profile)
     sweeper.py        list and cancel the jobs of a (dead) flow run
     tracking.py       track_slurm_jobs: wait on thousands of Slurm jobs/array tasks, one squeue per poll
-    backends/         local (process group), slurm (sbatch + squeue/jobcomp), ray (job API)
+    ssh.py            the login node's SSH connection (host keys checked, one-line errors)
+    backends/         local (process group), docker, ray (job API), slurm (slurm.py backend;
+                      slurm_tags, slurm_shell, slurm_render + sbatch_script + ray_slurm, slurm_poll)
 
 Importing this package is cheap: nemo-run, Ray and torch load only when a function needs them.
 """
 
 from __future__ import annotations
 
-from nemotron_core.execution.executors import (JobOptions, JobPaths, RayClusterExecutor, build_env_vars,
-                                               create_executor, get_startup_commands, job_options, job_paths)
+from nemotron_core.execution.executors import RayClusterExecutor, build_env_vars, create_executor
+from nemotron_core.execution.options import JobOptions, JobPaths, job_options, job_paths
+from nemotron_core.execution.profile_keys import get_startup_commands
 from nemotron_core.execution.jobs import Job, find_job, submit, wait_all
 from nemotron_core.execution.local import execute_local, job_environment
 from nemotron_core.execution.refs import JobRef
@@ -39,7 +45,7 @@ _LAZY = {
     "CodePackager": "nemotron_core.execution.packaging",
     "choose_packager": "nemotron_core.execution.packaging",
     "ensure_squashed_image": "nemotron_core.execution.squash",
-    "render_job_script": "nemotron_core.execution.backends.slurm",
+    "render_job_script": "nemotron_core.execution.backends.slurm_render",
     "cancel_flow_run": "nemotron_core.execution.sweeper",
     "orphans": "nemotron_core.execution.sweeper",
 }

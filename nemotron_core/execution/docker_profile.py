@@ -21,20 +21,26 @@ control characters; bind mounts must be "host:container[:ro|rw]" with absolute p
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Iterable
 
+from nemotron_core.compat import nemo_run
 from nemotron_core.errors import ProfileError
+from nemotron_core.execution.options import JobOptions, attach
+from nemotron_core.execution.profile_keys import image as profile_image, mounts as profile_mounts
 from nemotron_core.execution.shellsafe import check_mount, check_value
+from nemotron_core.launch import resources
+from nemotron_core.profiles import Profile
+from nemotron_core.runspec import Runspec
 
 NETWORKS = ("none", "host")
 
 
-def _text(profile, key: str) -> str | None:
+def _text(profile: Profile, key: str) -> str | None:
     value = profile.get(key)
     return None if value in (None, "") else check_value(value, profile=profile.name, key=key)
 
 
-def _bind(profile, mount: object) -> str:
+def _bind(profile: Profile, mount: object) -> str:
     text = check_mount(mount, profile=profile.name)
     parts = text.split(":")
     mode_ok = len(parts) == 2 or (len(parts) == 3 and parts[2] in ("ro", "rw"))
@@ -44,13 +50,11 @@ def _bind(profile, mount: object) -> str:
     return text
 
 
-def docker_executor(profile, spec, *, env: dict[str, str], base: dict[str, Any], nodes: int | None,
-                    gpus_per_node: int | None, mounts, job_config: Any):
-    from nemotron_core.execution.executors import JobOptions, _attach, _image, _mounts, nemo_run
-    from nemotron_core.launch import resources
-
+def docker_executor(profile: Profile, spec: Runspec, *, env: dict[str, str], base: dict[str, Any],
+                    nodes: int | None, gpus_per_node: int | None, mounts: Iterable[str], job_config: Any) -> Any:
+    """nemo-run's DockerExecutor (untyped: Any) for a docker profile, with its JobOptions attached."""
     name = profile.name
-    image = _image(profile, spec)
+    image = profile_image(profile, spec)
     if not image:
         raise ProfileError(f"profile '{name}': executor = 'docker' needs container_image = \"IMAGE:TAG\" "
                            f"(an image the daemon has: `docker images`)")
@@ -66,7 +70,7 @@ def docker_executor(profile, spec, *, env: dict[str, str], base: dict[str, Any],
     ulimits = profile.get("ulimits") or []
     if not isinstance(ulimits, list):
         raise ProfileError(f"profile '{name}': ulimits = {ulimits!r} must be a list such as [\"memlock=-1:-1\"]")
-    volumes = [_bind(profile, m) for m in _mounts(profile, image, mounts, job_config)]
+    volumes = [_bind(profile, m) for m in profile_mounts(profile, image, mounts, job_config)]
     run = nemo_run()
     ex = run.DockerExecutor(
         container_image=image, num_gpus=g or None, ntasks_per_node=g or 1, shm_size=_text(profile, "shm_size"),
@@ -75,4 +79,4 @@ def docker_executor(profile, spec, *, env: dict[str, str], base: dict[str, Any],
         packager=run.Packager(), retries=0)
     host = _text(profile, "docker_host") or os.environ.get("DOCKER_HOST") or None
     python = _text(profile, "python") or "python"
-    return _attach(ex, JobOptions(**base, python=python, docker_host=host))
+    return attach(ex, JobOptions(**base, python=python, docker_host=host))

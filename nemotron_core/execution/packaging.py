@@ -32,8 +32,8 @@ import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nemotron_core.compat import nemo_run
 from nemotron_core.errors import ProfileError, did_you_mean, one_of
-from nemotron_core.execution.executors import nemo_run
 from nemotron_core.paths import PACKAGE_ROOT
 
 _run = nemo_run()

@@ -55,7 +55,7 @@ def squash_dir(profile) -> str:
     if profile.get("squash_dir"):
         return str(profile.get("squash_dir")).rstrip("/")
     if profile.get("tunnel", "local") == "ssh":
-        from nemotron_core.execution.ssh import remote_job_dir
+        from nemotron_core.execution.backends.slurm_shell import remote_job_dir
 
         return f"{remote_job_dir(profile)}/images"
     return str(state_dir() / "images")
@@ -93,7 +93,7 @@ def plan_squash(profile, image: str) -> SquashPlan:
 def ensure_squashed_image(profile, image: str, *, force: bool = False, dry_run: bool = False,
                           echo=print) -> str:
     """The path of IMAGE's squash file on the profile's cluster, importing it first when missing."""
-    from nemotron_core.execution.backends.slurm import SlurmShell
+    from nemotron_core.execution.backends.slurm_shell import SlurmShell
 
     plan = plan_squash(profile, image)
     if dry_run:

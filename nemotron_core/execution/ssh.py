@@ -85,7 +85,7 @@ def connect(cluster: dict[str, Any]):
     import paramiko
     from fabric import Config, Connection
 
-    from nemotron_core.execution.executors import nemo_run
+    from nemotron_core.compat import nemo_run
 
     if not cluster.get("host"):
         raise _fail(cluster, "no host (set host = \"login-node\" in the profile)")
@@ -180,20 +180,3 @@ def remote_home(run_command, cluster: dict[str, Any]) -> str:
         raise SSHError(f"profile '{cluster.get('profile')}': {describe(cluster)} reported no usable $HOME "
                        f"({home[:80]!r}); set remote_job_dir in the profile")
     return home
-
-
-def remote_job_dir(profile) -> str:
-    """Where job dirs go on the cluster: the profile's `remote_job_dir`, else ~/.nemotron/jobs; a leading
-    `~` is the login node's home, asked over SSH (once per process), so only then does this connect."""
-    from nemotron_core.errors import ProfileError
-
-    cluster = ssh_cluster(profile)  # checks host first: a profile without one is refused before any connection
-    raw = str(profile.get("remote_job_dir") or DEFAULT_REMOTE_JOB_DIR)
-    if raw == "~" or raw.startswith("~/"):
-        from nemotron_core.execution.backends.slurm import shell_for
-
-        raw = expand_remote(raw, shell_for(cluster).home())
-    if not raw.startswith("/"):
-        raise ProfileError(f"profile '{profile.name}': remote_job_dir = {raw!r} must be an absolute path on the "
-                           f"cluster or start with ~/ (the login node's home)")
-    return raw.rstrip("/") or "/"

@@ -37,7 +37,7 @@ def jobs_of_flow_run(flow_run_id: str) -> list[Job]:
 
 def _slurm_clusters(extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     clusters: dict[str, dict[str, Any]] = {}
-    from nemotron_core.execution.backends.slurm import SlurmShell
+    from nemotron_core.execution.backends.slurm_shell import SlurmShell
 
     candidates = [extra] if extra else []
     if os.environ.get("SLURM_CONF"):
@@ -98,7 +98,7 @@ def _stop_container(tagged: dict[str, str]) -> None:
 def cancel_flow_run(flow_run_id: str, *, cluster: dict[str, Any] | None = None,
                     timeout: float = 60.0) -> dict[str, JobStatus | str]:
     """Cancel every still-active job of `flow_run_id`; returns {job: final status or 'scancel'/'docker stop'}."""
-    from nemotron_core.execution.backends.slurm import SlurmShell
+    from nemotron_core.execution.backends.slurm_shell import SlurmShell
 
     done: dict[str, JobStatus | str] = {}
     seen_slurm_ids = set()

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from nemotron_core.execution.backends.slurm import _pair, _raw_exit, make_comment, parse_comment
+from nemotron_core.execution.backends.slurm_poll import _pair, _raw_exit
+from nemotron_core.execution.backends.slurm_tags import make_comment, parse_comment
 from nemotron_core.execution.logs import LogFollower, TextFollower
 from nemotron_core.execution.refs import JobRef, key_lock, refs_for_flow_run, refs_for_key
 from nemotron_core.execution.secrets_file import (collect_secrets, scrubbed_environ, secret_names, source_lines,

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from nemotron_core.errors import NemotronError, ProfileError
 from nemotron_core.execution.backends.wrapper import CANCEL_FILE, EXIT_FILE, read_exit_code, write_launch_script
-from nemotron_core.execution.executors import job_options
+from nemotron_core.execution.options import job_options
 from nemotron_core.execution.refs import JobRef, key_digest
 from nemotron_core.execution.secrets_file import scrubbed_environ
 from nemotron_core.execution.states import JobState, JobStatus

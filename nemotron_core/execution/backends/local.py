@@ -24,7 +24,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from nemotron_core.execution.executors import job_options
+from nemotron_core.execution.options import job_options
 from nemotron_core.execution.refs import JobRef
 from nemotron_core.execution.secrets_file import scrubbed_environ
 from nemotron_core.execution.states import JobState, JobStatus

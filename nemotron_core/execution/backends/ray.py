@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from nemotron_core.errors import NemotronError
-from nemotron_core.execution.executors import job_options
+from nemotron_core.execution.options import job_options
 from nemotron_core.execution.refs import JobRef
 from nemotron_core.execution.states import JobState, JobStatus
 from nemotron_core.execution.backends.wrapper import write_launch_script

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import shlex
 
-from nemotron_core.execution.executors import JobPaths, job_options
+from nemotron_core.execution.options import JobPaths, SlurmExecutor, job_options
 
 START_TIMEOUT_S = 300  # default for $NEMOTRON_RAY_START_TIMEOUT
 
@@ -123,7 +123,7 @@ NODES_TXT = r"""scontrol show node -o "$SLURM_JOB_NODELIST" \
 """
 
 
-def cluster_lines(executor, paths: JobPaths, *, code_root: str) -> str:
+def cluster_lines(executor: SlurmExecutor, paths: JobPaths, *, code_root: str) -> str:
     """Bash: start the Ray cluster on the allocation and export RAY_ADDRESS (before the command's srun)."""
     opts = job_options(executor)
     ray_dir = f"{paths.in_job}/ray"
@@ -165,20 +165,3 @@ def cluster_lines(executor, paths: JobPaths, *, code_root: str) -> str:
         'export RAY_ADDRESS="$ray_head_ip:$ray_port"',
         "",
     ])
-
-
-def render_ray_plain_sbatch(executor, plan, paths: JobPaths, *, name: str, comment: str, ship_code: bool) -> str:
-    """nemo-run's sbatch script for the command, with a Ray cluster started in front of it and
-    the command's srun confined to the head node."""
-    from nemotron_core.execution.backends.slurm import SlurmError, render_sbatch
-
-    text = render_sbatch(executor, plan, paths, name=name, comment=comment, ship_code=ship_code)
-    lines = text.splitlines(keepends=True)
-    at = [i for i, line in enumerate(lines) if line.startswith("srun ")]
-    if len(at) != 1:  # nemo-run's template changed: fail at render time, not on the cluster
-        raise SlurmError(f"{plan.recipe}: expected one srun line in nemo-run's sbatch script, found {len(at)}")
-    srun = lines[at[0]].replace("srun ", 'srun --overlap --nodes=1 --ntasks=1 -w "$ray_head" ', 1)
-    from nemotron_core.paths import PACKAGE_ROOT
-
-    code_root = paths.code if ship_code else str(PACKAGE_ROOT)
-    return "".join([*lines[:at[0]], cluster_lines(executor, paths, code_root=code_root), srun, *lines[at[0] + 1:]])
