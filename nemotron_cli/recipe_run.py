@@ -59,6 +59,10 @@ def run_recipe(meta: RecipeMeta, g: GlobalContext, dotlist: list[str]) -> int:
             from nemotron_core.execution.backends.slurm import render_job_script
 
             sbatch = render_job_script(executor, plan, job_dir)
+        elif plan.executor in ("dgxcloud", "lepton", "skypilot"):  # what nemo-run would send, rendered
+            from nemotron_core.execution.backends.cloud_render import render_request
+
+            sbatch = render_request(executor, plan, job_dir)
     display_job_config(job)
     display_plan(plan, job_dir=job_dir, mode=g.mode, profile_name=profile.name,
                  artifacts=dict(job.run.artifacts), sbatch=sbatch, dry_run=g.dry_run)

@@ -52,5 +52,6 @@ def display_plan(plan, *, job_dir: Path, mode: str, profile_name: str, artifacts
     if sbatch:
         # Verbatim (no markup, no box, no wrapping): the text must be copy-pasteable, and
         # nemo-run's Ray template holds `[/...]` sequences that rich would read as tags.
-        console.rule("sbatch script", align="left", style="dim")
+        title = "sbatch script" if plan.executor == "slurm" else f"{plan.executor} request (not sent)"
+        console.rule(title, align="left", style="dim")
         console.print(sbatch, markup=False, highlight=False, soft_wrap=True)

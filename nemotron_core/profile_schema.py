@@ -112,6 +112,16 @@ class ProfileTable(_Table):
     mount_from: Text = None
     shared_memory_size: Count = None
     image_pull_secrets: list[Text] = None
+    # SkyPilot (execution/skypilot_profile.py)
+    cloud: Text = None
+    region: Text = None
+    zone: Text = None
+    infra: Text = None
+    accelerators: Text = None
+    disk_size: Count = None
+    use_spot: StrictBool = None
+    file_mounts: dict[Text, Text] = None
+    cluster_name: Text = None
     # where the cluster is
     tunnel: Literal["local", "ssh"] = None
     host: Text = None
@@ -159,10 +169,12 @@ EXPECTED: dict[str, str] = {
     "entrypoint_num_cpus": "a non-negative number",
     "pvcs": "a list of tables such as [{claimName = \"ws\", path = \"/workspace\"}]",
     "image_pull_secrets": "a list of secret names",
+    "use_spot": "true or false",
+    "file_mounts": "a table of \"/remote/path\" = \"local path\"",
 }
 EXPECTED.update({k: "a non-negative integer" for k in ("nodes", "gpus_per_node", "ntasks_per_node", "nproc_per_node",
                                                        "cpus_per_task", "retries", "rdzv_port", "ray_port", "port",
-                                                       "shared_memory_size")})
+                                                       "shared_memory_size", "disk_size")})
 
 
 def validate_env(data: dict[str, Any], source: str, special: tuple[str, ...]) -> None:

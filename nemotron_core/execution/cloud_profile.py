@@ -153,3 +153,18 @@ def lepton_executor(profile, spec, *, env: dict[str, str], base: dict[str, Any],
     object.__setattr__(ex, "cloud_credentials", credential_names(profile))
     object.__setattr__(ex, "cloud_workspace", workspace)
     return _attach(ex, JobOptions(**base, python=_optional(profile, "python") or "python"))
+
+
+def cloud_executor(profile, spec, *, env: dict[str, str], base: dict[str, Any], nodes: int | None,
+                   gpus_per_node: int | None):
+    """The executor of a dgxcloud, lepton or skypilot profile (create_executor's entry point)."""
+    from nemotron_core.paths import state_env
+
+    # This host's state-folder paths (caches, homes) mean nothing on the cloud's machines.
+    local = state_env()
+    env = {k: v for k, v in env.items() if local.get(k) != v}
+    if profile.executor == "skypilot":
+        from nemotron_core.execution.skypilot_profile import skypilot_executor as build
+    else:
+        build = dgxcloud_executor if profile.executor == "dgxcloud" else lepton_executor
+    return build(profile, spec, env=env, base=base, nodes=nodes, gpus_per_node=gpus_per_node)

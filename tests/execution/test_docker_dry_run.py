@@ -41,7 +41,7 @@ def pipe_dry_run(tmp_path: Path, profile: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(("profile", "message"), [
     ("docker_noimage", "error: profile 'docker_noimage': executor = 'docker' needs container_image"),
     ("docker_twonodes", "error: profile 'docker_twonodes': executor = 'docker' runs one container on one host"),
-    ("dgx", "error: profile 'dgx': executor = 'dgxcloud' is not supported by the execution layer yet"),
+    ("dgx", "error: profile 'dgx': executor = 'dgxcloud' needs base_url"),
 ])
 def test_a_profile_the_stages_cannot_run_on_fails_the_dry_run(tmp_path, profile, message):
     proc = pipe_dry_run(tmp_path, profile)

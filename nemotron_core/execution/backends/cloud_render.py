@@ -131,6 +131,11 @@ def render_request(executor, plan, job_dir) -> str:
 
     kind = type(executor).__name__
     opts = job_options(executor)
+    if kind == "SkypilotExecutor":
+        from nemotron_core.execution.skypilot_profile import render_task
+
+        return "\n".join([f"profile {opts.profile}", "SkyPilot task (nemo-run SkypilotExecutor.to_task), not launched:",
+                          render_task(executor, plan, job_dir)])
     if kind == "DGXCloudExecutor":
         url, payload, script = render_dgxcloud(executor, plan, job_dir)
         head = ["DGX Cloud request (nemo-run DGXCloudExecutor.create_training_job), not sent:", f"POST {url}"]

@@ -1,0 +1,87 @@
+"""`executor = "skypilot"` profiles → nemo-run's `SkypilotExecutor` (optional extra: pip install '.[skypilot]').
+
+    [sky]
+    executor = "skypilot"
+    cloud = "aws"                          # or infra = "k8s/my-context" (not both)
+    region = "us-east-1"
+    accelerators = "H100"                  # the GPU type; gpus_per_node gives the count
+    gpus_per_node = 8
+    nodes = 2                              # SkyPilot's num_nodes
+    disk_size = 500                        # GB
+    use_spot = true
+    container_image = "nvcr.io/nvidia/nemo:25.09"
+    file_mounts = {"/data" = "/lustre/data"}   # REMOTE = LOCAL
+    cluster_name = "nemotron"
+
+`--dry-run` prints the task nemo-run builds (`SkypilotExecutor.to_task`) as SkyPilot's YAML, after
+SkyPilot re-reads it (`Task.from_yaml_config`: its own schema check). SkyPilot's launch dry-run
+also needs its accelerator catalog from GitHub, which this machine cannot reach.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nemotron_core.errors import ProfileError
+from nemotron_core.execution.shellsafe import check_value
+
+
+def _text(profile, key: str) -> str | None:
+    value = profile.get(key)
+    return None if value in (None, "") else check_value(value, profile=profile.name, key=key)
+
+
+def skypilot_executor(profile, spec, *, env: dict[str, str], base: dict[str, Any], nodes: int | None,
+                      gpus_per_node: int | None):
+    from nemotron_core.execution.cloud_profile import _attach
+    from nemotron_core.execution.executors import JobOptions, nemo_run
+    from nemotron_core.launch import resources
+
+    run = nemo_run()
+    from nemo_run.core.execution import skypilot as module
+
+    if not getattr(module, "_SKYPILOT_AVAILABLE", False):
+        raise ProfileError(f"profile '{profile.name}': executor = 'skypilot' needs SkyPilot, an optional extra: "
+                           f"pip install -e '.[skypilot]'")
+    if profile.get("infra") and any(profile.get(k) for k in ("cloud", "region", "zone")):
+        raise ProfileError(f"profile '{profile.name}': infra and cloud/region/zone exclude each other; use one")
+    mounts = profile.get("file_mounts") or {}
+    if not isinstance(mounts, dict) or not all(str(k).startswith("/") for k in mounts):
+        raise ProfileError(f"profile '{profile.name}': file_mounts = {mounts!r} must be a table of "
+                           f"\"/remote/path\" = \"local path\"")
+    n, g = resources(spec, profile, nodes, gpus_per_node)
+    accelerators = _text(profile, "accelerators")
+    if g and not accelerators:
+        raise ProfileError(f"profile '{profile.name}': {g} GPUs per node asked, but no accelerators = \"H100\" "
+                           f"(the GPU type SkyPilot should provision)")
+    disk = profile.get("disk_size")
+    ex = module.SkypilotExecutor(
+        cloud=_text(profile, "cloud"), region=_text(profile, "region"), zone=_text(profile, "zone"),
+        infra=_text(profile, "infra"), gpus=accelerators if g else None, gpus_per_node=g or None,
+        num_nodes=max(n, 1), disk_size=disk, use_spot=profile.get("use_spot"),
+        container_image=_text(profile, "container_image") or _text(profile, "container") or getattr(spec, "image", None),
+        file_mounts={check_value(k, profile=profile.name, key="file_mounts"):
+                     check_value(v, profile=profile.name, key="file_mounts") for k, v in mounts.items()} or None,
+        cluster_name=_text(profile, "cluster_name"), env_vars=env, packager=run.GitArchivePackager(), retries=0)
+    return _attach(ex, JobOptions(**base, python=_text(profile, "python") or "python"))
+
+
+def render_task(executor, plan, job_dir) -> str:
+    """The task nemo-run would launch, as SkyPilot YAML, validated by SkyPilot's own schema."""
+    import copy
+
+    from sky.task import Task
+
+    from nemotron_core.execution.backends.cloud_render import job_command
+    try:
+        from sky.utils import yaml_utils
+    except ImportError:  # SkyPilot < 0.10.3
+        from sky.utils import common_utils as yaml_utils
+
+    ex = copy.copy(executor)
+    ex.file_mounts = dict(executor.file_mounts or {})
+    ex.job_dir = str(job_dir)  # to_task mounts it at /nemo_run
+    task = ex.to_task(plan.recipe, job_command(executor, plan, job_dir, "/nemo_run"))
+    config = task.to_yaml_config()
+    Task.from_yaml_config(config)  # SkyPilot's schema check; raises on a field it refuses
+    return yaml_utils.dump_yaml_str(config)
