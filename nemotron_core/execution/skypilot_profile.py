@@ -83,5 +83,6 @@ def render_task(executor, plan, job_dir) -> str:
     ex.job_dir = str(job_dir)  # to_task mounts it at /nemo_run
     task = ex.to_task(plan.recipe, job_command(executor, plan, job_dir, "/nemo_run"))
     config = task.to_yaml_config()
-    Task.from_yaml_config(config)  # SkyPilot's schema check; raises on a field it refuses
-    return yaml_utils.dump_yaml_str(config)
+    text = yaml_utils.dump_yaml_str(config)
+    Task.from_yaml_config(copy.deepcopy(config))  # SkyPilot's schema check (it consumes the dict it reads)
+    return text

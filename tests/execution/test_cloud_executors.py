@@ -65,8 +65,14 @@ mounts = ["relative:/data"]
 [sky]
 executor = "skypilot"
 cloud = "aws"
+region = "us-east-1"
 accelerators = "H100"
 gpus_per_node = 8
+nodes = 2
+disk_size = 500
+use_spot = true
+container_image = "nvcr.io/nvidia/nemo:25.09"
+file_mounts = {"/data" = "/tmp"}
 """
 
 
@@ -160,3 +166,19 @@ def test_a_real_submit_without_credentials_fails_in_one_line(tmp_path, profile, 
     assert last.startswith(f"error: profile '{profile}': submitting to ") and names in last, proc.stderr
     assert "Traceback" not in proc.stderr and SECRET not in proc.stdout + proc.stderr
     assert not list((tmp_path / "s").rglob("secrets.env"))
+
+
+def test_skypilot_dry_run_prints_the_task_skypilot_accepts(tmp_path):
+    """Needs the [skypilot] extra; SkyPilot's schema re-reads the task (its launch dry-run needs its catalog
+    from GitHub, out of reach here)."""
+    if subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-c", "import sky"], capture_output=True).returncode:
+        pytest.skip("the [skypilot] extra is not installed")
+    import yaml
+
+    proc = nemotron(tmp_path, "--run", "sky")
+    assert proc.returncode == 0, proc.stderr
+    task = yaml.safe_load(proc.stdout.split("not launched:\n", 1)[1].split("\nwould publish", 1)[0])
+    assert task["num_nodes"] == 2 and task["resources"]["accelerators"] == {"H100": 8}
+    assert task["resources"]["infra"] == "aws/us-east-1" and task["resources"]["use_spot"] is True
+    assert task["file_mounts"]["/data"] == "/tmp" and "data_prep.py --config /nemo_run/train.yaml" in task["run"]
+    assert SECRET not in proc.stdout + proc.stderr
