@@ -48,35 +48,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nemotron_core.compat import nemo_run
 from nemotron_core.errors import ProfileError
+from nemotron_core.execution.options import Executor, JobOptions, JobPaths, attach, job_options, job_paths
+from nemotron_core.execution.profile_keys import get_startup_commands, image as profile_image, int_key
+from nemotron_core.execution.profile_keys import mounts as profile_mounts, remote_cluster
 from nemotron_core.execution.shellsafe import check_env, check_value
-from nemotron_core.paths import PACKAGE_ROOT, state_dir, state_env
+from nemotron_core.launch import Plan
+from nemotron_core.paths import state_dir, state_env
+from nemotron_core.profiles import Profile
+from nemotron_core.runspec import Runspec
 from nemotron_core.secrets import is_secret_name
 
-
-def nemo_run():
-    """`import nemo_run` (through the leptonai shim) with its home under the state folder."""
-    from nemotron_core.compat import import_nemo_run
-
-    os.environ.setdefault("NEMORUN_HOME", state_env()["NEMORUN_HOME"])
-    return import_nemo_run()
-
-
-@dataclass(frozen=True)
-class JobOptions:
-    """What a job needs beyond nemo-run's executor fields."""
-
-    profile: str = "local"
-    launch: str = "direct"  # runspec run.launch: torchrun | ray | direct
-    python: str = sys.executable  # the interpreter inside the job
-    secret_names: tuple[str, ...] = ()
-    remote_job_dir: str | None = None  # job dirs on the cluster (SSH tunnel); None = this host's
-    code_root: str = str(PACKAGE_ROOT)  # what the packager ships; paths under it are remapped
-    startup: tuple[str, ...] = ()  # profile startup_commands (local/Ray wrapper; Slurm: setup_lines)
-    slurm_conf: str | None = None  # SLURM_CONF for the Slurm clients on this host (LocalTunnel)
-    ray_port: int | None = None  # Slurm, Ray on several nodes without containers: the head's GCS port
-    docker_host: str | None = None  # docker: the daemon (DOCKER_HOST), kept in the JobRef for re-attach
-    ssh: dict[str, Any] | None = None  # SSH tunnel: how to reach the login node again (ssh.ssh_cluster)
+# Names other modules import from here (the options moved to options.py, profile readers to profile_keys.py).
+__all__ = ["Executor", "JobOptions", "JobPaths", "RayClusterExecutor", "SBATCH_KEYS", "build_env_vars",
+           "create_executor", "get_startup_commands", "job_options", "job_paths", "nemo_run", "with_plan_env"]
 
 
 @dataclass
@@ -89,34 +75,10 @@ class RayClusterExecutor:
     nemotron: JobOptions = field(default_factory=JobOptions)
 
 
-def job_options(executor) -> JobOptions:
-    return getattr(executor, "nemotron", None) or JobOptions()
-
-
-def _attach(executor, options: JobOptions):
-    object.__setattr__(executor, "nemotron", options)
-    return executor
-
-
 # --------------------------------------------------------------------------- profile helpers
 
 
-def get_startup_commands(profile) -> list[str]:
-    """The profile's `startup_commands` (shell lines run in the job before the command)."""
-    commands = profile.get("startup_commands") if profile is not None else None
-    if not commands:
-        return []
-    if not isinstance(commands, list) or not all(isinstance(c, str) for c in commands):
-        raise ProfileError(f"profile '{profile.name}': startup_commands = {commands!r} must be a list of shell lines")
-    return list(commands)
-
-
-def _remote_cluster(profile) -> bool:
-    """True when the job runs on another machine (SSH tunnel): this host's paths are not valid there."""
-    return profile is not None and profile.get("tunnel", "local") == "ssh"
-
-
-def build_env_vars(job_config: Any = None, profile=None) -> dict[str, str]:
+def build_env_vars(job_config: Any = None, profile: Profile | None = None) -> dict[str, str]:
     """Non-secret environment for the job.
 
     - the state-folder variables (caches and homes) when the job runs on this host's
@@ -128,11 +90,11 @@ def build_env_vars(job_config: Any = None, profile=None) -> dict[str, str]:
     secrets.env (secrets_file.py).
     """
     env: dict[str, str] = {}
-    remote = _remote_cluster(profile)
+    remote = remote_cluster(profile)
     if not remote:
         env.update(state_env())
     elif profile.executor == "slurm":
-        from nemotron_core.execution.ssh import remote_job_dir
+        from nemotron_core.execution.backends.slurm_shell import remote_job_dir  # may ask the login node's $HOME
 
         root = remote_job_dir(profile)
         env["NEMO_RUN_DIR"] = root
@@ -157,28 +119,13 @@ def build_env_vars(job_config: Any = None, profile=None) -> dict[str, str]:
     return {k: v for k, v in env.items() if not is_secret_name(k)}
 
 
-def _image(profile, spec) -> str | None:
-    for key in ("container_image", "container"):
-        if profile.get(key) is not None:
-            return profile.get(key) or None  # "" = no container
-    return getattr(spec, "image", None) or None
-
-
-def _int(profile, key: str, default: int | None) -> int | None:
-    value = profile.get(key, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ProfileError(f"profile '{profile.name}': {key} = {value!r} must be a non-negative integer")
-    return value
-
-
 # --------------------------------------------------------------------------- create_executor
 
 
-def create_executor(profile, spec, *, nodes: int | None = None, gpus_per_node: int | None = None,
-                    env_vars: dict[str, str] | None = None, packager=None, attached: bool = True,
-                    mounts: list[str] | tuple[str, ...] = (), job_config: Any = None):
+def create_executor(profile: Profile | None, spec: Runspec, *, nodes: int | None = None,
+                    gpus_per_node: int | None = None, env_vars: dict[str, str] | None = None, packager: Any = None,
+                    attached: bool = True, mounts: list[str] | tuple[str, ...] = (),
+                    job_config: Any = None) -> Executor:
     """The executor for `profile` running recipe `spec`.
 
     `nodes`/`gpus_per_node` come from the CLI and override the profile, which overrides
@@ -201,10 +148,10 @@ def create_executor(profile, spec, *, nodes: int | None = None, gpus_per_node: i
 
     if kind == "local":
         run = nemo_run()
-        nproc = _int(profile, "nproc_per_node", 1) if profile is not None else 1
+        nproc = int_key(profile, "nproc_per_node", 1) if profile is not None else 1
         ex = run.LocalExecutor(ntasks_per_node=nproc or 1, launcher="torchrun" if launch == "torchrun" else None,
                                env_vars=env)
-        return _attach(ex, JobOptions(**base))
+        return attach(ex, JobOptions(**base))
 
     if kind == "ray":
         address = profile.get("address") or os.environ.get("RAY_ADDRESS")
@@ -234,20 +181,21 @@ def create_executor(profile, spec, *, nodes: int | None = None, gpus_per_node: i
     from nemotron_core.execution.packaging import choose_packager
 
     n, g = resources(spec, profile, nodes, gpus_per_node)
-    ntasks = _int(profile, "ntasks_per_node", None) or g or _int(profile, "nproc_per_node", 1) or 1
-    image = _image(profile, spec)
+    ntasks = int_key(profile, "ntasks_per_node", None) or g or int_key(profile, "nproc_per_node", 1) or 1
+    image = profile_image(profile, spec)
     if image and profile.get("squash") and not image.endswith(".sqsh"):
         from nemotron_core.execution.squash import plan_squash
 
         image = plan_squash(profile, image).path  # made by `nemotron kit squash IMAGE`; submit checks it exists
-    remote = _remote_cluster(profile)
+    remote = remote_cluster(profile)
     remote_job_dir = profile.get("remote_job_dir")
     ssh = None
     if remote:
         from nemotron_core.execution import ssh as ssh_mod
+        from nemotron_core.execution.backends.slurm_shell import remote_job_dir as login_job_dir
 
         ssh = ssh_mod.ssh_cluster(profile)  # refuses a profile without host
-        remote_job_dir = ssh_mod.remote_job_dir(profile)  # default ~/.nemotron/jobs on the login node
+        remote_job_dir = login_job_dir(profile)  # default ~/.nemotron/jobs on the login node
         tunnel = run.SSHTunnel(host=ssh["host"], user=ssh["user"], port=ssh["port"], job_dir=remote_job_dir,
                                identity=ssh["identity"])
     else:
@@ -261,12 +209,12 @@ def create_executor(profile, spec, *, nodes: int | None = None, gpus_per_node: i
     kwargs: dict[str, Any] = dict(
         account=profile.get("account"), partition=partition, nodes=n, ntasks_per_node=ntasks,
         gpus_per_node=g or None, time=str(profile.get("time", "04:00:00")),
-        cpus_per_task=_int(profile, "cpus_per_task", None), mem=profile.get("mem"), qos=profile.get("qos"),
+        cpus_per_task=int_key(profile, "cpus_per_task", None), mem=profile.get("mem"), qos=profile.get("qos"),
         gres=profile.get("gres"), constraint=profile.get("constraint"), exclusive=profile.get("exclusive") or None,
-        container_image=image, container_mounts=_mounts(profile, image, mounts, job_config),
+        container_image=image, container_mounts=profile_mounts(profile, image, mounts, job_config),
         tunnel=tunnel, packager=packager or choose_packager(profile, spec), env_vars=env,
         launcher=_torchrun_launcher(run, profile) if launch == "torchrun" else None, job_name_prefix="nemotron-",
-        setup_lines="\n".join(setup) or None, retries=_int(profile, "retries", 0) or 0,
+        setup_lines="\n".join(setup) or None, retries=int_key(profile, "retries", 0) or 0,
         # --requeue in the script too (submit passes it to sbatch): an admin reading the
         # dry-run text sees that preemption puts the job back in the queue.
         additional_parameters={"requeue": True, **(profile.get("additional_parameters") or {})},
@@ -277,47 +225,22 @@ def create_executor(profile, spec, *, nodes: int | None = None, gpus_per_node: i
             check_value(kwargs[key], profile=profile.name, key=key)
     ex = run.SlurmExecutor(**kwargs)
     slurm_conf = None if remote else (profile.get("slurm_conf") or os.environ.get("SLURM_CONF"))
-    return _attach(ex, JobOptions(**base, python=python, remote_job_dir=str(remote_job_dir) if remote else None,
+    return attach(ex, JobOptions(**base, python=python, remote_job_dir=str(remote_job_dir) if remote else None,
                                   slurm_conf=str(slurm_conf) if slurm_conf else None,
-                                  ray_port=_int(profile, "ray_port", None), ssh=ssh))
+                                  ray_port=int_key(profile, "ray_port", None), ssh=ssh))
 
 
 SBATCH_KEYS = ("account", "partition", "time", "mem", "qos", "gres", "constraint", "container_image")
 
 
-def _mounts(profile, image: str | None, extra, job_config: Any) -> list[str]:
-    """The profile's `mounts`, the caller's, and the `${auto_mount:SRC}` pairs job.yaml recorded (run.mounts)."""
-    from nemotron_core.execution.shellsafe import check_mount
-
-    recorded: list[str] = []
-    try:
-        if job_config is not None and "run" in job_config and job_config.run.get("mounts"):
-            recorded = [str(m) for m in job_config.run.mounts]
-    except Exception:  # a job config without a run section
-        recorded = []
-    if recorded and not image:
-        raise ProfileError(f"profile '{profile.name}': the config uses ${{auto_mount:...}} ({recorded[0]}), which "
-                           f"needs a container to mount into; this profile has none (container_image = \"\"): "
-                           f"write the host path itself instead")
-    declared = profile.get("mounts") or []
-    if not isinstance(declared, (list, tuple)):
-        raise ProfileError(f"profile '{profile.name}': mounts = {declared!r} must be a list of \"host:container\"")
-    out: list[str] = []
-    for m in [*declared, *extra, *recorded]:
-        m = check_mount(m, profile=profile.name)
-        if m not in out:
-            out.append(m)
-    return out
-
-
-def _torchrun_launcher(run, profile):
+def _torchrun_launcher(run: Any, profile: Profile) -> Any:
     """nemo-run's Torchrun launcher; `rdzv_port` (default 29500) is where the first node hosts the
     c10d rendezvous store (another port when two jobs may share a host, as the fake nodes do)."""
-    port = _int(profile, "rdzv_port", None)
+    port = int_key(profile, "rdzv_port", None)
     return run.Torchrun(rdzv_port=port) if port else "torchrun"
 
 
-def with_plan_env(executor, plan):
+def with_plan_env(executor: Executor, plan: Plan) -> Executor:
     """A shallow copy of the executor whose env also holds the plan's (runspec + profile `env`)."""
     import copy
 
@@ -331,34 +254,3 @@ def with_plan_env(executor, plan):
     executor = copy.copy(executor)
     executor.env_vars = {**(executor.env_vars or {}), **check_env(plan.env, profile=job_options(executor).profile)}
     return executor
-
-
-# --------------------------------------------------------------------------- job paths
-
-
-@dataclass(frozen=True)
-class JobPaths:
-    local: Path  # the job dir on this machine (job.yaml, jobref.json)
-    host: str  # the job dir on the cluster's filesystem (== local for a LocalTunnel)
-    in_job: str  # the job dir as the job sees it (/nemo_run inside a container)
-
-    @property
-    def code(self) -> str:
-        return f"{self.in_job}/code"
-
-    @property
-    def host_code(self) -> str:
-        return f"{self.host}/code"
-
-
-def job_paths(executor, job_dir: str | Path) -> JobPaths:
-    """Where `job_dir` lives for the executor: here, on the cluster, inside the job."""
-    job_dir = Path(job_dir).resolve()
-    opts = job_options(executor)
-    host = str(job_dir)
-    if opts.remote_job_dir:
-        host = f"{opts.remote_job_dir.rstrip('/')}/{job_dir.parent.name}/{job_dir.name}"
-    # Slurm+pyxis mounts the job dir at /nemo_run; Docker jobs see it at its own path (backends/docker.py).
-    container = getattr(executor, "container_image", None) and type(executor).__name__ != "DockerExecutor"
-    in_job = "/nemo_run" if container else host
-    return JobPaths(local=job_dir, host=host, in_job=in_job)
