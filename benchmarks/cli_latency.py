@@ -2,8 +2,11 @@
 
     .venv/bin/python benchmarks/cli_latency.py [--repeat 7]
 
-Both are measured side by side in one run (interleaved, median of N), so machine noise
-hits both alike. Goal: dry-run ≤ 1 s wall. The last line is the figure.
+All are measured side by side in one run (interleaved, median of N), so machine noise
+hits them alike. Goals: the local dry-run ≤ 1 s wall; the Slurm dry-run (what a cluster user
+types before every submit: it builds nemo-run's SlurmExecutor and renders the sbatch script)
+≤ 0.5 s. It runs against a throwaway env.toml and state folder (SLURM_TOML below), so the
+figure does not depend on this machine's profiles. The last lines are the figures.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,12 +26,27 @@ COMMANDS = {
     "nemotron --help": [str(BIN / "nemotron"), "--help"],
     "nemotron nano3 data prep pretrain -c tiny --dry-run": [str(BIN / "nemotron"), "nano3", "data", "prep",
                                                             "pretrain", "-c", "tiny", "--dry-run"],
+    "nemotron nano3 data prep pretrain -c tiny --run cluster --dry-run": [
+        str(BIN / "nemotron"), "nano3", "data", "prep", "pretrain", "-c", "tiny", "--run", "cluster", "--dry-run"],
 }
+SLURM = "nemotron nano3 data prep pretrain -c tiny --run cluster --dry-run"
+SLURM_TOML = """\
+[cluster]
+executor = "slurm"
+account = "acct"
+partition = "batch"
+nodes = 2
+gpus_per_node = 8
+container_image = "/lustre/images/nemo.sqsh"
+mounts = ["/lustre:/lustre"]
+"""
+SLURM_ENV: dict[str, str] = {}  # filled by main(): the throwaway env.toml and state folder
 
 
 def wall(cmd: list[str]) -> float:
     start = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, env={**os.environ, "COLUMNS": "200"})
+    extra = SLURM_ENV if "cluster" in cmd else {}
+    out = subprocess.run(cmd, capture_output=True, env={**os.environ, "COLUMNS": "200", **extra})
     took = time.perf_counter() - start
     if out.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed ({out.returncode}): {out.stderr.decode()[-500:]}")
@@ -38,6 +57,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="cli-latency-"))
+    (scratch / "env.toml").write_text(SLURM_TOML)
+    SLURM_ENV.update(NEMOTRON_ENV_FILE=str(scratch / "env.toml"), NEMOTRON_STATE_DIR=str(scratch / "state"))
     times: dict[str, list[float]] = {name: [] for name in COMMANDS}
     for name, cmd in COMMANDS.items():  # warm the page cache once
         wall(cmd)
@@ -47,9 +69,11 @@ def main() -> None:
     base = statistics.median(times["python -c pass"])
     for name, samples in times.items():
         med = statistics.median(samples)
-        print(f"{name:55s} median {med * 1000:7.1f} ms   ratio {med / base:6.1f}x")
+        print(f"{name:66s} median {med * 1000:7.1f} ms   ratio {med / base:6.1f}x")
     dry = statistics.median(times["nemotron nano3 data prep pretrain -c tiny --dry-run"])
     print(f"dry-run wall {dry:.3f} s (goal <= 1 s); ratio to python -c pass: {dry / base:.1f}x")
+    slurm = statistics.median(times[SLURM])
+    print(f"slurm dry-run wall {slurm:.3f} s (goal <= 0.5 s); ratio to the local dry-run: {slurm / dry:.1f}x")
 
 
 if __name__ == "__main__":
