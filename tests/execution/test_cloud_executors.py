@@ -17,7 +17,7 @@ SECRET = "s3cr3t-value-never-printed"
 ENV_TOML = """\
 [dgx]
 executor = "dgxcloud"
-base_url = "https://dgxc.example.com/api/v1"
+base_url = "https://dgxc.invalid/api/v1"
 project = "nemotron"
 container_image = "nvcr.io/nvidia/nemo:25.09"
 pvc_nemo_run_dir = "/workspace/nemo_run"
@@ -56,7 +56,7 @@ pvc_nemo_run_dir = "/elsewhere/nemo_run"
 
 [dgx_http]
 extends = "dgx"
-base_url = "http://dgxc.example.com/api/v1"
+base_url = "http://dgxc.invalid/api/v1"
 
 [lep_mount]
 extends = "lep"
@@ -99,8 +99,8 @@ def test_dgxcloud_dry_run_prints_the_distributed_workload(tmp_path):
     proc = nemotron(tmp_path, "--run", "dgx")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "POST https://dgxc.example.com/api/v1/workloads/distributed" in out
-    payload = request(out, "POST https://dgxc.example.com/api/v1/workloads/distributed")
+    assert "POST https://dgxc.invalid/api/v1/workloads/distributed" in out
+    payload = request(out, "POST https://dgxc.invalid/api/v1/workloads/distributed")
     spec = payload["spec"]
     assert spec["minReplicas"] == spec["maxReplicas"] == spec["numWorkers"] == 2
     assert spec["compute"]["gpuDevicesRequest"] == 8 and spec["image"] == "nvcr.io/nvidia/nemo:25.09"
@@ -119,7 +119,7 @@ def test_dgxcloud_dry_run_prints_the_distributed_workload(tmp_path):
 def test_dgxcloud_single_node_is_a_training(tmp_path):
     proc = nemotron(tmp_path, "--run", "dgx1")
     assert proc.returncode == 0, proc.stderr
-    spec = request(proc.stdout, "POST https://dgxc.example.com/api/v1/workloads/trainings")["spec"]
+    spec = request(proc.stdout, "POST https://dgxc.invalid/api/v1/workloads/trainings")["spec"]
     assert "numWorkers" not in spec and spec["compute"]["gpuDevicesRequest"] == 8
 
 
@@ -143,7 +143,7 @@ def test_lepton_dry_run_prints_the_job_spec(tmp_path):
 @pytest.mark.parametrize(("profile", "message"), [
     ("dgx_nourl", "error: profile 'dgx_nourl': executor = 'dgxcloud' needs base_url"),
     ("dgx_pvc", "error: profile 'dgx_pvc': pvc_nemo_run_dir = '/elsewhere/nemo_run' is on none of the pvcs"),
-    ("dgx_http", "error: profile 'dgx_http': base_url = 'http://dgxc.example.com/api/v1' must be an https:// URL"),
+    ("dgx_http", "error: profile 'dgx_http': base_url = 'http://dgxc.invalid/api/v1' must be an https:// URL"),
     ("lep_mount", "error: profile 'lep_mount': mounts entry 'relative:/data' must be"),
     ("sky", "error: profile 'sky': executor = 'skypilot' needs SkyPilot, an optional extra"),
 ])
@@ -182,3 +182,29 @@ def test_skypilot_dry_run_prints_the_task_skypilot_accepts(tmp_path):
     assert task["resources"]["infra"] == "aws/us-east-1" and task["resources"]["use_spot"] is True
     assert task["file_mounts"]["/data"] == "/tmp" and "data_prep.py --config /nemo_run/train.yaml" in task["run"]
     assert SECRET not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(("profile", "message"), [
+    ("dgx", "error: profile 'dgx': DGX Cloud at https://dgxc.invalid/api/v1 is not reachable"),
+    ("lep", "error: profile 'lep': Lepton workspace 'ws-abc' is not reachable with $LEPTON_WORKSPACE_TOKEN"),
+])
+def test_a_real_submit_with_credentials_but_no_api_fails_in_one_line(tmp_path, profile, message, monkeypatch):
+    for name in ("DGXC_APP_ID", "DGXC_APP_SECRET", "LEPTON_WORKSPACE_TOKEN"):
+        monkeypatch.setenv(name, SECRET)
+    (tmp_path / "env.toml").write_text(ENV_TOML)
+    env = {**os.environ, "NEMOTRON_ENV_FILE": str(tmp_path / "env.toml"), "NEMOTRON_STATE_DIR": str(tmp_path / "s")}
+    proc = subprocess.run([str(REPO / ".venv" / "bin" / "nemotron"), "nano3", "data", "prep", "pretrain", "-c", "tiny",
+                           "--batch", profile], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and proc.stderr.startswith(message) and proc.stderr.count("\n") == 1, proc.stderr
+    assert SECRET not in proc.stdout + proc.stderr and not list((tmp_path / "s").rglob("secrets.env"))
+
+
+def test_pipe_dry_run_builds_every_stage_on_dgxcloud(tmp_path):
+    (tmp_path / "env.toml").write_text(ENV_TOML)
+    env = {**os.environ, "NEMOTRON_ENV_FILE": str(tmp_path / "env.toml"), "NEMOTRON_STATE_DIR": str(tmp_path / "s")}
+    run = [str(REPO / ".venv" / "bin" / "nemotron"), "nano3", "pipe", "--dry-run", "--run"]
+    ok = subprocess.run(run + ["dgx"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0 and "submit" in ok.stdout, ok.stderr
+    bad = subprocess.run(run + ["dgx_nourl"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: profile 'dgx_nourl': executor = 'dgxcloud' needs base_url")
+    assert "submit" not in bad.stdout and not (tmp_path / "s" / "jobs").exists()

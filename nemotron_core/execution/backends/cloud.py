@@ -8,7 +8,6 @@ profile and what is missing. Tracking a workload once the API accepted it is not
 
 from __future__ import annotations
 
-import copy
 import os
 from pathlib import Path
 
@@ -36,16 +35,23 @@ class CloudBackend:
                             f"its workloads is not built in this repository (rendered only: use --dry-run)")
 
     def _reach(self, executor, profile: str, names) -> None:
-        ex = copy.copy(executor)
-        ex.client_id, ex.client_secret = os.environ[names[0]], os.environ[names[1]]
+        # nemo-run's get_auth_token request, sent once: its own retries sleep 30 s and log each failure.
+        import requests
+
+        url = f"{executor.base_url}/token"
+        body = {"grantType": "client_credentials", "clientId": os.environ[names[0]],
+                "clientSecret": os.environ[names[1]]}
         try:
-            token = ex.get_auth_token()
-        except Exception as e:  # requests' connection errors: one line, no secret in it
-            raise NemotronError(f"profile '{profile}': DGX Cloud at {ex.base_url} is not reachable "
+            response = requests.post(url, json=body, headers={"Accept": "application/json"}, timeout=20)
+            token = response.json().get("accessToken") if response.ok else None
+        except requests.RequestException as e:  # one line, without the body (it holds the secret)
+            raise NemotronError(f"profile '{profile}': DGX Cloud at {executor.base_url} is not reachable "
                                 f"({type(e).__name__})") from None
+        except ValueError:  # not JSON
+            token = None
         if not token:
-            raise NemotronError(f"profile '{profile}': DGX Cloud at {ex.base_url} issued no token for "
-                                f"${names[0]}/${names[1]} (check the app id and secret)")
+            raise NemotronError(f"profile '{profile}': DGX Cloud at {executor.base_url} issued no token for "
+                                f"${names[0]}/${names[1]} (HTTP {response.status_code}; check the app id and secret)")
 
     def recover_id(self, ref: JobRef) -> str | None:
         return None
