@@ -32,7 +32,7 @@ from nemotron_core.errors import ArtifactError
 
 from .lookup import config_lookup
 from .model import ArtifactFile, ArtifactVersion, LineageNode
-from .refs import KNOWN_NAMES, LATEST, Ref, parse_ref
+from .refs import KNOWN_NAMES, LATEST, Ref, check_no_secret, parse_ref
 from .registry import ArtifactRegistry, GcReport, VerifyResult
 
 __all__ = [
@@ -86,6 +86,7 @@ def open_registry(artifacts_cfg: Mapping[str, Any] | None = None) -> ArtifactReg
     from .fsspec_backend import FsspecRegistry
 
     root = cfg.get("root") or os.environ.get("NEMOTRON_ARTIFACTS_ROOT") or default_root()
+    check_no_secret("artifact root", str(root))
     options = cfg.get("storage_options") or {}
     if not isinstance(options, Mapping):
         raise ArtifactError("[artifacts] storage_options must be a table, e.g. {anon = false}")

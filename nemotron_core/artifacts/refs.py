@@ -38,6 +38,16 @@ KNOWN_NAMES = (
 REF_FORMS = "NAME, NAME:vN or NAME:ALIAS (e.g. nano3-sft-model:v3)"
 
 
+def check_no_secret(kind: str, value: str) -> None:
+    """A token pasted where a name or root belongs is refused: those are printed (plans, listings) and become
+    file names, where no secret may land."""
+    from nemotron_core.secrets import secret_values
+
+    for secret, var in secret_values().items():
+        if secret in value:
+            raise ArtifactError(f"invalid {kind}: it holds the value of the secret ${var}; pick a plain name")
+
+
 def check_name(name: object) -> str:
     """Return `name` if it is a valid artifact name, else raise ArtifactError."""
     if not isinstance(name, str) or not _TOKEN.fullmatch(name):
@@ -45,6 +55,7 @@ def check_name(name: object) -> str:
             f"invalid artifact name {name!r}: use 1-128 characters of A-Z a-z 0-9 . _ - "
             f"starting with a letter or digit (e.g. nano3-sft-model)"
         )
+    check_no_secret("artifact name", name)
     return name
 
 
@@ -60,6 +71,7 @@ def check_alias(alias: object, *, allow_latest: bool = False) -> str:
     if alias == LATEST and not allow_latest:
         raise ArtifactError("alias 'latest' is derived (always the newest version) and cannot be moved by hand; "
                             "use another alias such as best or prod")
+    check_no_secret("alias", alias)
     return alias
 
 

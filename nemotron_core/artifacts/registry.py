@@ -174,7 +174,10 @@ class ArtifactRegistry(ABC):
             raise self._missing_name(name)
         out: list[ArtifactVersion] = []
         for n in names:
-            table = self.aliases(n)
+            try:
+                table = self.aliases(n)
+            except ArtifactError:  # a corrupt alias file hides no version (`verify` fails on it)
+                table = {}
             by_version: dict[int, list[str]] = {}
             for alias, v in table.items():
                 by_version.setdefault(v, []).append(alias)

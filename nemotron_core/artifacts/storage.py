@@ -30,6 +30,7 @@ import contextlib
 import errno
 import os
 import shutil
+import stat
 import threading
 import uuid
 from abc import ABC, abstractmethod
@@ -127,7 +128,15 @@ class LocalStore(Store):
         return self._p(rel)
 
     def read(self, rel: str) -> bytes:
-        return self._p(rel).read_bytes()
+        path = self._p(rel)
+        # O_NONBLOCK: a fifo put where a record belongs must not hang every reader of the registry.
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            if stat.S_ISDIR(mode):
+                raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
+            if not stat.S_ISREG(mode):
+                raise OSError(errno.EINVAL, "not a regular file (a fifo, socket or device)", str(path))
+            return f.read()
 
     def _tmp_write(self, final: Path, data: bytes) -> Path:
         final.parent.mkdir(parents=True, exist_ok=True)

@@ -14,23 +14,27 @@ _LOADER = None
 #: Bounds on what one YAML document may expand to. Real configs are a few hundred nodes
 #: and under ten levels deep; the bounds stop alias bombs ("billion laughs", `<<` merge
 #: chains), recursive aliases and deep nesting before PyYAML's recursive composer or
-#: OmegaConf's copy of the expanded tree take minutes or a RecursionError. (OmegaConf
-#: builds about 10k nodes a second, so the largest accepted document costs seconds.)
+#: OmegaConf's copy of the expanded tree take minutes or a RecursionError. OmegaConf
+#: builds a few thousand nodes a second (the CLI builds the tree several times), so the
+#: nodes that aliases add on top of the written document get a much smaller budget than the
+#: document itself: a 300-byte alias bomb just under MAX_YAML_NODES kept the CLI busy 30 s.
 MAX_YAML_BYTES = 8 * 1024 * 1024
 MAX_YAML_DEPTH = 100
 MAX_YAML_NODES = 50_000
+MAX_ALIAS_NODES = 2_000
 
 
 class YamlBoundsError(ValueError):
     """A YAML document exceeds MAX_YAML_DEPTH / MAX_YAML_NODES or aliases itself."""
 
 
-def expanded_size(root, limit: int = MAX_YAML_NODES) -> int:
+def expanded_size(root, limit: int = MAX_YAML_NODES, alias_limit: int = MAX_ALIAS_NODES) -> int:
     """Nodes of the tree the composed graph stands for once aliases are expanded.
 
     Aliases make the composed graph a DAG (or a cycle): sizes are memoized per node so
     this is linear in the graph, while the number it returns is what construction and
-    OmegaConf would build. Raises YamlBoundsError past `limit` or on a cycle.
+    OmegaConf would build. Raises YamlBoundsError past `limit`, when aliases add more than
+    `alias_limit` nodes to the written ones, or on a cycle.
     """
     import yaml
 
@@ -64,6 +68,10 @@ def expanded_size(root, limit: int = MAX_YAML_NODES) -> int:
             raise YamlBoundsError(f"it expands to more than {limit:,} nodes (aliases repeat content); "
                                   f"write the content out or use fewer aliases")
         sizes[key] = total
+    repeated = sizes[id(root)] - len(sizes)  # every distinct node was written once; the rest are alias copies
+    if repeated > alias_limit:
+        raise YamlBoundsError(f"it expands to more than {alias_limit:,} nodes through aliases (aliases repeat "
+                              f"content); write the content out or use fewer aliases")
     return sizes[id(root)]
 
 

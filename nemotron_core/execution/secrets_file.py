@@ -23,7 +23,7 @@ import shlex
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from nemotron_core.secrets import is_secret_name
+from nemotron_core.secrets import secret_env_names
 
 SECRETS_FILE = "secrets.env"
 _NAME_OK = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
@@ -32,7 +32,7 @@ _NAME_OK = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_"
 def secret_names(profile=None, environ: Mapping[str, str] | None = None) -> list[str]:
     """Names of the variables that are secrets for this profile, in a stable order."""
     environ = os.environ if environ is None else environ
-    names = {k for k in environ if is_secret_name(k)}
+    names = secret_env_names(environ)  # named like a secret, or declared by the env.toml ([wandb] api_key_env...)
     if profile is not None:
         names.update(profile.get("secrets") or [])
         wandb = profile.get("wandb") or {}
@@ -86,7 +86,7 @@ def source_lines(path: str, *, restore: str = "") -> list[str]:
 
 
 def scrubbed_environ(environ: Mapping[str, str] | None = None, names: Iterable[str] = ()) -> dict[str, str]:
-    """A copy of the environment without secret-named variables (and without `names`)."""
+    """A copy of the environment without secret variables (named like one or declared) and without `names`."""
     environ = os.environ if environ is None else environ
-    drop = set(names)
-    return {k: v for k, v in environ.items() if not is_secret_name(k) and k not in drop}
+    drop = secret_env_names(environ, extra=names)
+    return {k: v for k, v in environ.items() if k not in drop}
