@@ -1,9 +1,10 @@
-"""Bad inputs, generated: each must end in a project error and leave no partial artifact version.
+"""Bad and hostile inputs, generated: each must end in a project error (or, where the input is
+legal, do exactly what it says) and leave nothing behind it should not.
 
 Shared by tests/reliability/test_fuzz_inputs.py (CI count) and benchmarks/fuzz_inputs.py (1,000).
 
-Every case is built to be wrong (a mutation that no valid input survives), from a seeded RNG,
-over the places a user hands us input:
+Every case comes from a seeded RNG, round-robin over the places a user (or a co-user of a
+shared cluster or registry) hands us input:
 
     runspec        a real recipe header, mutated (unknown key, wrong type, broken TOML, ...)
     env_toml       an env.toml with a broken profile / garbage, through `nemotron ... --run fz --dry-run`
@@ -14,17 +15,37 @@ over the places a user hands us input:
     user_data      JSONL / Parquet / text sources for data prep, corrupted, read by the data-prep readers
     data_import    `nemotron nano3 data|model import STAGE DIR` on wrong layouts
     artifact_ref   `nemotron artifacts show|lineage|verify BAD` and `${art:...}` overrides
+and the hostile classes of issue 18 (fuzzing_hostile.py):
+    shell_injection  shell metacharacters per profile field, control characters, bad env names
+    secrets          secret sources x forms in configs, secret-named literals, secrets echoed as names
+    registry_records crafted / corrupt version records and symlinked registry parts, a victim outside
+    import_symlinks  links, loops and fifos in import sources, odd sources, --move from the registry
+    yaml_bombs       alias / merge bombs, deep nesting, interpolation chains, cycles and doubling
+    env_toml_types   wrong types, typos and control characters in env.toml
+    dry_run          a random command with --dry-run anywhere (or mangled), trees hashed around it
 
 How a case is judged (`run_case`):
-- CLI cases call `nemotron_cli.app.main(argv)` in this process: a project error is a
-  non-zero exit with exactly one stderr line `error: ...`; any exception escaping main, or
-  'Traceback' in the output, is a traceback.
+- CLI cases call `nemotron_cli.app.main(argv)` in this process (or the same main() around
+  the job test recipe's CLI): a project error is a non-zero exit with exactly one stderr line
+  `error: ...`; any exception escaping main, 'Traceback' in the output, or an `error: internal
+  error:` line (main's safety net: a bug) is a traceback.
 - Library cases (the readers a job runs, whose entry wrapper prints NemotronError as one line and
   exits 2): the call must raise a NemotronError with a one-line message; any other exception
   is a traceback.
-- Success (exit 0 / no exception) is "accepted": a bad input that got through.
-Partial artifacts: the file tree of the artifact registry the CLI uses is compared before and
-after every case; any new, missing or changed file is one.
+- Each case says what passes (`expect`): "error" (every input of the first nine kinds is wrong),
+  "ok" (a legal hostile value: the command must succeed) or "either" (a plan or a one-line
+  refusal are both right, e.g. a dry run). A success where an error was expected is "accepted";
+  an error where success was expected, or a failed `check` (the value did not arrive intact,
+  `bash -n` failed, a victim file changed...) is "failed".
+Beyond the outcome, every case is checked for:
+- partial artifacts: the file tree of the shared artifact registry before and after;
+- a marker file: the per-case path that an injected `touch` would create (after the case and its
+  check, which runs rendered scripts with stub srun/sbatch);
+- secret hits: the per-case random secret values (HF_TOKEN and whatever the case adds) in the
+  case's stdout/stderr, in any file written under the state folder during the case (except
+  `secrets.env` files) and in the case's extra files (stub sbatch's environment, job output);
+- dry-run changes: for a command line holding `--dry-run`, the state folder (artifact root
+  included), the sources, HOME and XDG_RUNTIME_DIR hashed right before and after the call.
 """
 
 from __future__ import annotations
@@ -34,18 +55,33 @@ import io
 import json
 import os
 import random
+import secrets as random_secrets
 import shutil
 import string
 import struct
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from tests.reliability.fuzzing_hostile import HostileCases
+
 REPO = Path(__file__).resolve().parents[2]
 PRETRAIN_SCRIPT = REPO / "recipes/nano3/stage0_pretrain/train.py"
 SFT_SCRIPT = REPO / "recipes/nano3/stage1_sft/train.py"
 ARTIFACT = "nano3-pretrain-data"  # imported once into the fuzz registry, so refs to it get past "unknown name"
+INTERNAL_ERROR = "error: internal error:"  # main()'s safety net for an unexpected exception: a bug
+FAILURE_KINDS = ("traceback", "accepted", "failed")
+
+
+@dataclass
+class Run:
+    """What a case's `check` sees: the exit code, the output and the raw verdict ("error" or "ok")."""
+    rc: int
+    out: str
+    err: str
+    kind: str
 
 
 @dataclass
@@ -54,29 +90,52 @@ class Case:
     label: str
     cli: list[str] | None = None  # argv for nemotron main(), or
     call: Callable[[], object] | None = None  # a library call
-    env: dict[str, str] = field(default_factory=dict)  # extra environment for this case
+    env: dict[str, str | None] = field(default_factory=dict)  # extra environment for this case (None: unset)
+    app: object | None = None  # a Typer app for main(cli=...) instead of nemotron's (the job test recipe)
+    expect: str = "error"  # "error" | "ok" | "either": what passes (see the module docstring)
+    check: Callable[[Run], str | None] | None = None  # after the run, in the case's environment: a problem or None
+    marker: Path | None = None  # what an injection would create (default: <case folder>/INJECTED)
+    secrets: list[str] = field(default_factory=list)  # more values that must not appear anywhere
+    scan: list[Path] = field(default_factory=list)  # more files/folders to search for the secrets
+    state: Path | None = None  # the case's own state folder (default: the fuzzer's)
+    watch: list[Path] | None = None  # dry-run: trees that must not change (default: see Fuzzer.watched)
 
 
 @dataclass
 class Outcome:
-    kind: str  # "error" | "traceback" | "accepted"
+    kind: str  # "error" | "ok" | "traceback" | "accepted" | "failed"
     detail: str
+    out: str = ""
+    err: str = ""
+    dry_changes: list[str] = field(default_factory=list)
 
 
 @dataclass
 class Tally:
     outcomes: Counter = field(default_factory=Counter)
     per_category: Counter = field(default_factory=Counter)
+    by_kind: Counter = field(default_factory=Counter)  # (category, outcome kind) -> cases
+    seconds: Counter = field(default_factory=Counter)  # category -> seconds spent (run + check)
+    slowest: dict = field(default_factory=dict)  # category -> (seconds, label) of its slowest case
     partial: list[str] = field(default_factory=list)  # labels of cases that changed the registry
-    bad: list[str] = field(default_factory=list)  # "category label: kind: detail" of tracebacks/accepted
+    markers: list[str] = field(default_factory=list)  # cases whose marker file appeared
+    secret_hits: list[str] = field(default_factory=list)  # cases where a secret value was found, and where
+    dry_changes: list[str] = field(default_factory=list)  # dry-run cases that changed a watched tree
+    bad: list[str] = field(default_factory=list)  # "category label: kind: detail" of tracebacks/accepted/failed
 
     @property
     def total(self) -> int:
         return sum(self.outcomes.values())
 
+    @property
+    def failures(self) -> list[str]:
+        return self.bad + self.partial + self.markers + self.secret_hits + self.dry_changes
+
     def line(self) -> str:
+        failed = f", {self.outcomes['failed']} failed checks" if self.outcomes["failed"] else ""
         return (f"{self.total} inputs, {self.outcomes['traceback']} tracebacks, {len(self.partial)} partial artifacts, "
-                f"{self.outcomes['accepted']} accepted")
+                f"{self.outcomes['accepted']} accepted, {len(self.markers)} marker files, "
+                f"{len(self.secret_hits)} secret hits, {len(self.dry_changes)} dry-run changes{failed}")
 
 
 # ---------------------------------------------------------------------------------------- judging
@@ -86,28 +145,49 @@ def _one_line_error(text: str) -> bool:
 
 
 @contextlib.contextmanager
-def _environ(extra: dict[str, str]):
-    old = {k: os.environ.get(k) for k in extra}
-    os.environ.update(extra)
+def _environ(extra: dict[str, str | None]):
+    """The case's environment; afterwards the whole environment as it was (main() pins tool homes in it)."""
+    saved = dict(os.environ)
+    for k, v in extra.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
     try:
         yield
     finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        os.environ.clear()
+        os.environ.update(saved)
 
 
-def run_case(case: Case) -> Outcome:
+def _verdict(case: Case, rc: int, out: str, err: str) -> Outcome:
+    """error / ok / traceback / accepted / failed from the exit code and the output (before the check)."""
+    text = out + err
+    if "Traceback" in text:
+        return Outcome("traceback", text[-500:])
+    if INTERNAL_ERROR in err:
+        return Outcome("traceback", err.strip()[-500:])
+    if rc == 0:
+        if case.expect == "error":
+            return Outcome("accepted", out[-200:])
+        return Outcome("ok", out.strip()[-200:])
+    if case.cli is not None and not _one_line_error(err):
+        return Outcome("traceback", f"rc={rc}, stderr not one 'error:' line: {err[-500:]!r}")
+    if case.expect == "ok":
+        return Outcome("failed", f"refused a legal input: {err.strip()[-300:]}")
+    return Outcome("error", err.strip())
+
+
+def _call(case: Case) -> Outcome:
+    """Run the case's CLI line or library call; the raw verdict."""
     from nemotron_cli.app import main
     from nemotron_core.errors import NemotronError
 
     out, err = io.StringIO(), io.StringIO()
-    with _environ(case.env), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             if case.cli is not None:
-                rc = main(list(case.cli))
+                rc = main(list(case.cli), cli=case.app) if case.app is not None else main(list(case.cli))
             else:
                 case.call()
                 rc = 0
@@ -115,17 +195,52 @@ def run_case(case: Case) -> Outcome:
             if case.cli is not None:  # main() must have caught it
                 return Outcome("traceback", f"NemotronError escaped main(): {e}")
             msg = str(e)
-            return Outcome("error", msg) if msg and "\n" not in msg else Outcome("traceback", f"multi-line: {msg!r}")
+            if not msg or "\n" in msg:
+                return Outcome("traceback", f"multi-line: {msg!r}")
+            return Outcome("failed", f"refused a legal input: {msg}") if case.expect == "ok" else Outcome("error", msg)
         except BaseException as e:  # noqa: BLE001 - anything else is what a user would see as a traceback
             return Outcome("traceback", f"{type(e).__name__}: {str(e)[:300]}")
-    text = out.getvalue() + err.getvalue()
-    if "Traceback" in text:
-        return Outcome("traceback", text[-500:])
-    if rc == 0:
-        return Outcome("accepted", out.getvalue()[-200:])
-    if case.cli is not None and not _one_line_error(err.getvalue()):
-        return Outcome("traceback", f"rc={rc}, stderr not one 'error:' line: {err.getvalue()[-500:]!r}")
-    return Outcome("error", err.getvalue().strip())
+    outcome = _verdict(case, rc if isinstance(rc, int) else 1, out.getvalue(), err.getvalue())
+    outcome.out, outcome.err = out.getvalue(), err.getvalue()
+    return outcome
+
+
+def is_dry_run(case: Case) -> bool:
+    """A command line that asks for a dry run (`--dry-run` before any `--`)."""
+    if case.cli is None:
+        return False
+    words = case.cli[:case.cli.index("--")] if "--" in case.cli else case.cli
+    return "--dry-run" in words
+
+
+def _fresh_process() -> None:
+    """Forget what one CLI call memoizes for the rest of its process (each case stands for a new
+    `nemotron` process, with its own env.toml and state folder): the prepared stage jobs."""
+    import sys
+
+    prepared = getattr(sys.modules.get("pipeline.run"), "_PREPARED", None)
+    if isinstance(prepared, dict):
+        prepared.clear()
+
+
+def run_case(case: Case, watch: list[Path] | None = None) -> Outcome:
+    """Run one case in its environment: the verdict, the check, and the changes in `watch` around the call."""
+    from tests.reliability.test_dry_run import changes, snapshot
+
+    _fresh_process()
+    with _environ(case.env):
+        before = snapshot(watch) if watch else {}
+        outcome = _call(case)
+        if watch:
+            outcome.dry_changes = changes(before, snapshot(watch))
+        if case.check is not None and outcome.kind in ("error", "ok"):
+            try:
+                problem = case.check(Run(0 if outcome.kind == "ok" else 2, outcome.out, outcome.err, outcome.kind))
+            except Exception as e:  # noqa: BLE001 - a failed assertion of a reused test helper is a finding
+                problem = f"{type(e).__name__}: {str(e)[:400]}"
+            if problem:
+                outcome = Outcome("failed", problem, outcome.out, outcome.err, outcome.dry_changes)
+    return outcome
 
 
 def tree(root: Path) -> dict[str, tuple[int, int]]:
@@ -140,11 +255,41 @@ def tree(root: Path) -> dict[str, tuple[int, int]]:
     return out
 
 
+def written(root: Path) -> dict[str, tuple[int, int, int]]:
+    """{path: (inode, size, mtime_ns)} of every regular file under root (links not followed)."""
+    out = {}
+    if root.exists():
+        for dirpath, _dirnames, filenames in os.walk(root):
+            for name in filenames:
+                p = os.path.join(dirpath, name)
+                st = os.lstat(p)
+                if os.path.isfile(p) and not os.path.islink(p):
+                    out[p] = (st.st_ino, st.st_size, st.st_mtime_ns)
+    return out
+
+
+def secret_hits(values: list[str], texts: dict[str, str], files: list[str]) -> list[str]:
+    """Where any of `values` appears: the named texts, or the given files (never `secrets.env`)."""
+    found = [f"{where}" for where, text in texts.items() for v in values if v and v in text]
+    for path in files:
+        if os.path.basename(path) == "secrets.env":
+            continue
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        found += [path for v in values if v and v.encode() in data]
+    return found
+
+
 # ---------------------------------------------------------------------------------------- generating
-class Fuzzer:
+class Fuzzer(HostileCases):
     """Builds cases in `work` (scratch files) against a registry at `state`/artifacts.
 
     pretrain_data / sft_data: real tiny data-prep outputs (read-only here: corruptions go to copies).
+    `work`/_fixed holds what the cases share: stub srun/sbatch/scontrol, the dry-run world's
+    sources and env.toml, and the HOME / XDG_RUNTIME_DIR every case runs with.
     """
 
     def __init__(self, work: Path, state: Path, pretrain_data: Path, sft_data: Path, seed: int = 0):
@@ -153,24 +298,37 @@ class Fuzzer:
         self.rng = random.Random(seed)
         self.n = 0
         self.registry_root = state / "artifacts"
-        self.env = {"NEMOTRON_STATE_DIR": str(state), "NEMOTRON_ENV_FILE": ""}
+        self.fixed = work / "_fixed"
+        self.home, self.xdg = self.fixed / "home", self.fixed / "xdg"
+        self.secret = ""  # the current case's random HF_TOKEN value
+        self.env = {"NEMOTRON_STATE_DIR": str(state), "NEMOTRON_ENV_FILE": "", "HOME": str(self.home),
+                    "XDG_RUNTIME_DIR": str(self.xdg), "NEMOTRON_DEBUG": None}
         self.generators: dict[str, Callable[[Path], Case]] = {
             "runspec": self.runspec, "env_toml": self.env_toml, "dotlist": self.dotlist,
             "train_config": self.train_config, "pretrain_data": self.pretrain_files, "sft_data": self.sft_files,
             "user_data": self.user_data, "data_import": self.data_import, "artifact_ref": self.artifact_ref,
+            **self.hostile_generators(),
         }
 
     # -- set-up and the run loop
     def prepare(self) -> None:
-        """Register the real pretrain data once, so refs to ARTIFACT resolve (the registry the CLI uses)."""
+        """Register the real pretrain data once, so refs to ARTIFACT resolve (the registry the CLI uses),
+        and set up what the hostile categories share (stubs, the dry-run world)."""
         from nemotron_cli.import_cmd import import_source
 
         self.work.mkdir(parents=True, exist_ok=True)
+        for folder in (self.home, self.xdg):
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         with _environ(self.env), contextlib.redirect_stdout(io.StringIO()):
             from nemotron_core.artifacts import open_registry
 
             if ARTIFACT not in open_registry({"root": str(self.registry_root)}).names():
                 import_source("data", "pretrain", str(self.pretrain_data), root=str(self.registry_root))
+            self.prepare_hostile()
+
+    def watched(self, case: Case) -> list[Path]:
+        """What a dry run must leave as it was: the state folder (artifact root inside), the sources, HOME, XDG."""
+        return case.watch or [case.state or self.state, self.fixed, self.pretrain_data, self.sft_data]
 
     def cases(self, count: int):
         names = list(self.generators)
@@ -179,24 +337,44 @@ class Fuzzer:
             self.n += 1
             folder = self.work / f"{self.n:05d}-{category}"
             folder.mkdir(parents=True)
+            self.secret = f"fzsecret{random_secrets.token_hex(12)}"  # not from the seeded RNG: never guessable
             case = self.generators[category](folder)
-            case.env = {**self.env, **case.env}
+            case.env = {**self.env, "HF_TOKEN": self.secret, **case.env}
+            case.secrets = [self.secret, *case.secrets]
+            case.marker = case.marker or folder / "INJECTED"
             yield case
 
     def run(self, count: int, on_case: Callable[[Case, Outcome], None] | None = None) -> Tally:
         self.prepare()
         tally = Tally()
         for case in self.cases(count):
-            before = tree(self.registry_root)
-            outcome = run_case(case)
+            label = f"{case.category} {case.label}"
+            state = case.state or self.state
+            before, files_before = tree(self.registry_root), written(state)
+            start = time.perf_counter()
+            outcome = run_case(case, self.watched(case) if case.watch or is_dry_run(case) else None)
+            took = time.perf_counter() - start
             after = tree(self.registry_root)
             tally.outcomes[outcome.kind] += 1
             tally.per_category[case.category] += 1
+            tally.by_kind[case.category, outcome.kind] += 1
+            tally.seconds[case.category] += took
+            if took > tally.slowest.get(case.category, (0.0, ""))[0]:
+                tally.slowest[case.category] = (took, case.label)
             if after != before:
                 changed = sorted(set(after) ^ set(before) | {k for k in after if k in before and after[k] != before[k]})
-                tally.partial.append(f"{case.category} {case.label}: {changed[:5]}")
-            if outcome.kind != "error":
-                tally.bad.append(f"{case.category} {case.label}: {outcome.kind}: {outcome.detail}")
+                tally.partial.append(f"{label}: {changed[:5]}")
+            if outcome.kind in FAILURE_KINDS:
+                tally.bad.append(f"{label}: {outcome.kind}: {outcome.detail}")
+            if case.marker and os.path.lexists(case.marker):
+                tally.markers.append(f"{label}: {case.marker.name} appeared")
+            new_files = [p for p, st in written(state).items() if files_before.get(p) != st]
+            extra = [str(p) for root in case.scan for p in ([root] if root.is_file() else written(root))]
+            hits = secret_hits(case.secrets, {"stdout": outcome.out, "stderr": outcome.err}, new_files + extra)
+            if hits:
+                tally.secret_hits.append(f"{label}: {sorted(set(hits))[:5]}")
+            if outcome.dry_changes:
+                tally.dry_changes.append(f"{label}: {outcome.dry_changes[:5]}")
             if on_case:
                 on_case(case, outcome)
             shutil.rmtree(self.work / f"{self.n:05d}-{case.category}", ignore_errors=True)

@@ -1,8 +1,11 @@
-"""Fuzzed bad inputs end in a one-line project error, never a traceback, and leave no artifact behind.
+"""Fuzzed bad and hostile inputs: one-line project errors (or, for a legal hostile value, exactly
+what it says), never a traceback, no artifact left behind, no injected command run, no secret in
+clear, and nothing changed by a dry run.
 
-The generated cases (tests/reliability/fuzzing.py) run in this process: 180 here, 1,000 under
-`-m slow` and in benchmarks/fuzz_inputs.py. The real processes a user starts (the `nemotron`
-CLI, a trainer, a data prep job) are checked end to end on a few of the same kinds of input.
+The generated cases (tests/reliability/fuzzing.py, fuzzing_hostile.py) run in this process: 240
+here (15 of each of the 16 kinds), 1,000 under `-m slow` and in benchmarks/fuzz_inputs.py. The
+real processes a user starts (the `nemotron` CLI, a trainer, a data prep job) are checked end to
+end on a few of the same kinds of input.
 """
 
 from __future__ import annotations
@@ -20,25 +23,33 @@ from tests.reliability.conftest import REPO, clean_env
 from tests.reliability.fuzzing import Fuzzer, tree
 
 NEMOTRON = str(Path(sys.executable).with_name("nemotron"))
+CATEGORIES = {"runspec", "env_toml", "dotlist", "train_config", "pretrain_data", "sft_data", "user_data", "data_import",
+              "artifact_ref", "shell_injection", "secrets", "registry_records", "import_symlinks", "yaml_bombs",
+              "env_toml_types", "dry_run"}
 
 
-def _fuzz(reliability_dir, pretrain_data, sft_data, count: int, seed: int):
+def _fuzz(reliability_dir, pretrain_data, sft_data, count: int, seed: int, monkeypatch):
+    from nemotron_core.secrets import is_secret_name
+
+    for name in list(os.environ):  # the cases choose their secrets; none of the runner's may leak in
+        if is_secret_name(name):
+            monkeypatch.delenv(name)
     work = reliability_dir / f"fuzz-{count}-{seed}"
     tally = Fuzzer(work / "cases", work / "state", pretrain_data, sft_data, seed=seed).run(count)
     assert tally.total == count
-    assert set(tally.per_category) == {"runspec", "env_toml", "dotlist", "train_config", "pretrain_data", "sft_data",
-                                       "user_data", "data_import", "artifact_ref"}
-    assert tally.bad == [] and tally.partial == [], tally.line()
-    assert tally.outcomes["error"] == count
+    assert set(tally.per_category) == CATEGORIES
+    assert tally.failures == [], tally.line() + "\n" + "\n".join(tally.failures[:20])
+    assert tally.outcomes["error"] + tally.outcomes["ok"] == count, tally.line()
+    assert {c for c, kind in tally.by_kind if kind == "ok"} >= {"shell_injection", "dry_run"}  # both kinds seen
 
 
-def test_fuzzed_inputs_end_in_one_line_errors(reliability_dir, pretrain_data, sft_data):
-    _fuzz(reliability_dir, pretrain_data, sft_data, 180, seed=11)
+def test_fuzzed_inputs_end_in_one_line_errors(reliability_dir, pretrain_data, sft_data, monkeypatch):
+    _fuzz(reliability_dir, pretrain_data, sft_data, 240, seed=11, monkeypatch=monkeypatch)
 
 
 @pytest.mark.slow
-def test_fuzzed_inputs_full_count(reliability_dir, pretrain_data, sft_data):
-    _fuzz(reliability_dir, pretrain_data, sft_data, 1000, seed=1000)
+def test_fuzzed_inputs_full_count(reliability_dir, pretrain_data, sft_data, monkeypatch):
+    _fuzz(reliability_dir, pretrain_data, sft_data, 1000, seed=1000, monkeypatch=monkeypatch)
 
 
 def _one_error_line(p: subprocess.CompletedProcess, job_output: bool = False) -> str:
