@@ -58,7 +58,6 @@ import random
 import secrets as random_secrets
 import shutil
 import string
-import struct
 import time
 from collections import Counter
 from dataclasses import dataclass, field

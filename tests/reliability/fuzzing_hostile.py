@@ -52,7 +52,7 @@ from typing import Callable
 
 import typer  # at module level: the job CLI's annotations are evaluated in this module's globals
 
-#: An env.toml for the job test recipe's CLI: a slurm profile and the [wandb] key-name target.
+#: The variable `[wandb] api_key_env` names in the secrets cases' env.toml.
 WANDB_VAR = "MY_WB"  # not named like a secret: only the [wandb] api_key_env declaration makes it one
 
 
@@ -79,20 +79,9 @@ def _job_app():
     return app
 
 
-def _problems(*checks: Callable[[], str | None]) -> str | None:
-    """The first problem any check reports (a failed assertion in a reused test helper is one)."""
-    for check in checks:
-        problem = check()
-        if problem:
-            return problem
-    return None
-
-
-def _lines(err: str) -> str:
-    return " ".join(err.split())
-
-
 class HostileCases:
+    """The generators; mixed into tests/reliability/fuzzing.py's Fuzzer."""
+
     # -- set-up
     def hostile_generators(self) -> dict[str, Callable]:
         return {"shell_injection": self.shell_injection, "secrets": self.secrets,
