@@ -19,6 +19,7 @@ def display_job_config(job_config, *, title: str = "train config (resolved)") ->
     from rich.syntax import Syntax
 
     data = OmegaConf.to_container(job_config, resolve=False)
+    assert isinstance(data, dict)  # a job config is a mapping
     data.pop("run", None)
     text = OmegaConf.to_yaml(OmegaConf.create(redact(data)))
     _console().print(Panel(Syntax(text, "yaml", theme="ansi_dark", background_color="default"),

@@ -46,9 +46,9 @@ class NotBuiltError(NemotronError):
     """A command whose stage is not built yet."""
 
 
-def find_cause(exc: BaseException) -> NemotronError | None:
+def find_cause(exc: BaseException | None) -> NemotronError | None:
     """The NemotronError a library wrapped (omegaconf wraps resolver errors), if any."""
-    seen = set()
+    seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         if isinstance(exc, NemotronError):
             return exc

@@ -189,7 +189,7 @@ def validate_env(data: dict[str, Any], source: str, special: tuple[str, ...]) ->
         try:
             model.model_validate(table)
         except ValidationError as e:
-            raise ProfileError(_message(e.errors()[0], where, model, table)) from None
+            raise ProfileError(_message(dict(e.errors()[0]), where, model, table)) from None
 
 
 def _check_text(text: str, where: str, what: str) -> None:

@@ -121,7 +121,8 @@ def parse_env_text(text: str, source: str = "env.toml") -> EnvFile:
         raise ProfileError(f"{source}: invalid TOML: {e}") from None
     except RecursionError:  # tomllib parses nested arrays/tables recursively
         raise ProfileError(f"{source}: invalid TOML: values nest too deeply") from None
-    profiles, sections = {}, {}
+    profiles: dict[str, dict[str, Any]] = {}
+    sections: dict[str, dict[str, Any]] = {}
     for key, value in data.items():
         if not isinstance(value, dict):
             raise ProfileError(f"{source}: top-level key '{key}' = {value!r}: profiles and sections must be "
@@ -134,7 +135,7 @@ def parse_env_text(text: str, source: str = "env.toml") -> EnvFile:
 
 def _declare_secrets(profiles: dict[str, dict[str, Any]], sections: dict[str, dict[str, Any]]) -> None:
     """Every variable any profile or section declares secret is one, for redaction everywhere."""
-    names: list[str] = []
+    names: list[str | None] = []
     for table in profiles.values():
         names.extend(table.get("secrets") or [])
         if isinstance(table.get("wandb"), dict):

@@ -32,7 +32,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, Mapping, overload
 
 from nemotron_core.errors import RunspecError, did_you_mean, one_of
 
@@ -155,7 +155,12 @@ class _Checker:
     def _type_error(self, k: str, v: Any, want: str) -> RunspecError:
         return RunspecError(f"{self.source}: '{self._key(k)}' = {v!r} must be {want}")
 
-    def str(self, k: str, default: str | None = None, *, required: bool = False) -> str | None:
+    @overload
+    def text(self, k: str, default: str, *, required: bool = False) -> str: ...
+    @overload
+    def text(self, k: str, default: None = None, *, required: bool = False) -> str | None: ...
+
+    def text(self, k: str, default: str | None = None, *, required: bool = False) -> str | None:
         if k not in self.table:
             if required:
                 raise RunspecError(f"{self.source}: missing required key '{self._key(k)}' (a string)")
@@ -166,14 +171,14 @@ class _Checker:
         return v
 
     def choice(self, k: str, choices: tuple[str, ...], default: str) -> str:
-        v = self.str(k, default)
+        v = self.text(k, default)
         if v not in choices:
             raise RunspecError(
                 f"{self.source}: '{self._key(k)}' = {v!r} is not one of {one_of(choices)}{did_you_mean(v, choices)}"
             )
         return v
 
-    def int(self, k: str, default: int, minimum: int) -> int:
+    def integer(self, k: str, default: int, minimum: int) -> int:
         v = self.table.get(k, default)
         if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
             raise self._type_error(k, v, f"an integer >= {minimum}")
@@ -195,17 +200,17 @@ def _build(source: str, script: Path, meta: Mapping[str, Any], block: str) -> Ru
     top = _Checker(source, spec, "tool.runspec",
                    ("schema", "name", "image", "setup", "docs", "run", "config", "resources", "env"))
     schema = top.choice("schema", SCHEMA_VERSIONS, "1")
-    name = top.str("name", required=True)
+    name = top.text("name", "", required=True)  # required: "" never comes back
 
     run_t = _Checker(source, top.table_of("run"), "tool.runspec.run", ("launch", "cmd", "workdir"))
     run = RunspecRun(launch=run_t.choice("launch", LAUNCHES, "direct"),
-                     cmd=run_t.str("cmd"), workdir=run_t.str("workdir"))
+                     cmd=run_t.text("cmd"), workdir=run_t.text("workdir"))
     if run.launch == "direct" and not run.cmd:
         raise RunspecError(f"{source}: launch = 'direct' needs 'tool.runspec.run.cmd' (e.g. \"python {{script}} --config {{config}}\")")
 
     cfg_t = _Checker(source, top.table_of("config"), "tool.runspec.config", ("dir", "default", "format"))
-    cfg_dir = (script.parent / cfg_t.str("dir", "./config")).resolve()
-    config = RunspecConfig(dir=cfg_dir, default=cfg_t.str("default", "default"),
+    cfg_dir = (script.parent / cfg_t.text("dir", "./config")).resolve()
+    config = RunspecConfig(dir=cfg_dir, default=cfg_t.text("default", "default"),
                            format=cfg_t.choice("format", CONFIG_FORMATS, "omegaconf"))
     if not cfg_dir.is_dir():
         raise RunspecError(f"{source}: 'tool.runspec.config.dir' = {cfg_t.table.get('dir', './config')!r}: "
@@ -217,7 +222,7 @@ def _build(source: str, script: Path, meta: Mapping[str, Any], block: str) -> Ru
         )
 
     res_t = _Checker(source, top.table_of("resources"), "tool.runspec.resources", ("nodes", "gpus_per_node"))
-    resources = RunspecResources(nodes=res_t.int("nodes", 1, 1), gpus_per_node=res_t.int("gpus_per_node", 0, 0))
+    resources = RunspecResources(nodes=res_t.integer("nodes", 1, 1), gpus_per_node=res_t.integer("gpus_per_node", 0, 0))
 
     env = top.table_of("env")
     for k, v in env.items():
@@ -230,7 +235,7 @@ def _build(source: str, script: Path, meta: Mapping[str, Any], block: str) -> Ru
 
     return Runspec(
         name=name, script_path=script, config=config, run=run, resources=resources,
-        image=top.str("image"), setup=top.str("setup"), docs=top.str("docs"), schema=schema,
+        image=top.text("image"), setup=top.text("setup"), docs=top.text("docs"), schema=schema,
         env=MappingProxyType({k: str(v) for k, v in env.items()}), dependencies=tuple(deps),
         digest=hashlib.sha256(block.encode()).hexdigest(),
     )

@@ -236,6 +236,7 @@ class FsspecRegistry(ArtifactRegistry):
         try:
             if renamed and isinstance(self.store, LocalStore) and src.local is not None:
                 files = self.store.local_path(f"{upload}/files")
+                assert files is not None  # a LocalStore maps every key to a path
                 back = files / src.local.name if src.single_file else files
                 os.rename(back, src.local)
             self.store.remove_tree(upload)

@@ -18,6 +18,8 @@ lines - independent of the artifact's size.
 
 from __future__ import annotations
 
+import builtins
+
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -152,7 +154,7 @@ class ArtifactRegistry(ABC):
         if r.alias not in table:
             if not self.live_versions(r.name):
                 raise self._missing_name(r.name)
-            raise ArtifactError(f"artifact {r.name} has no alias {r.alias!r}{did_you_mean(r.alias, table)} "
+            raise ArtifactError(f"artifact {r.name} has no alias {r.alias!r}{did_you_mean(r.alias or '', table)} "
                                 f"(aliases: {', '.join(sorted(table)) or 'none'}); set it with "
                                 f"`nemotron artifacts alias {r.name}:vN {r.alias}`")
         return self.load(r.name, table[r.alias])
@@ -189,7 +191,7 @@ class ArtifactRegistry(ABC):
                 out.append(_with_aliases(av, sorted(by_version.get(v, ()))))
         return out
 
-    def verify_all(self) -> list[VerifyResult]:
+    def verify_all(self) -> builtins.list[VerifyResult]:  # `list` here is the method above
         """Verify every live version and every alias file; one result per version (problem set
         when its record or files are corrupt/unreadable) plus one per broken name (its aliases
         or folder unreadable). Nothing is skipped: a registry passes only when all are ok."""
@@ -246,7 +248,7 @@ class ArtifactRegistry(ABC):
         return tuple(out)
 
     @staticmethod
-    def check_publish_aliases(aliases: Iterable[str]) -> list[str]:
+    def check_publish_aliases(aliases: Iterable[str]) -> builtins.list[str]:
         if isinstance(aliases, str):
             aliases = [aliases]
         out = []

@@ -45,7 +45,7 @@ import shutil
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from nemotron_core.errors import ArtifactError
 from nemotron_core.paths import state_dir
@@ -200,7 +200,7 @@ class WandbRegistry(ArtifactRegistry):
         import wandb
 
         # immutable = no staging copy; only safe when W&B uploads before we delete the source (online)
-        policy = "immutable" if move and not self.offline else "mutable"
+        policy: Literal["immutable", "mutable"] = "immutable" if move and not self.offline else "mutable"
         nemo = {"lineage": list(pinned_t), "source": src.display}
         try:
             run = wandb.init(project=self.project, entity=self.entity, job_type=f"publish-{name}",
@@ -433,7 +433,7 @@ def offline_artifacts(run_dir: Path) -> list[Any]:
     found = []
     for f in sorted(Path(run_dir).glob("run-*.wandb")):
         for raw in offline_log_records(f):
-            rec = pb.Record()
+            rec = pb.Record()  # type: ignore[attr-defined]  # generated protobuf module, no stubs
             try:
                 rec.ParseFromString(raw)
             except Exception:  # noqa: BLE001 - a torn tail record

@@ -139,7 +139,8 @@ def extract_train_config(job: DictConfig, for_remote: bool = False, *, code_root
     job reads and writes where they are, even when the state folder lies inside the checkout
     (`.state/`), so they are never rewritten into the shipped code folder.
     """
-    data = OmegaConf.to_container(job, resolve=False)
+    data: Any = OmegaConf.to_container(job, resolve=False)
+    assert isinstance(data, dict)  # a job config is a mapping
     data.pop("run", None)
     if for_remote and code_root and remote_root:
         from nemotron_core.paths import state_dir
@@ -160,7 +161,9 @@ def extract_train_config(job: DictConfig, for_remote: bool = False, *, code_root
             return node
 
         data = rewrite(data)
-    return OmegaConf.create(data)
+    out = OmegaConf.create(data)
+    assert isinstance(out, DictConfig)
+    return out
 
 
 def _atomic_write(path: Path, text: str) -> None:

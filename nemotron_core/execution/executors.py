@@ -90,8 +90,7 @@ def build_env_vars(job_config: Any = None, profile: Profile | None = None) -> di
     secrets.env (secrets_file.py).
     """
     env: dict[str, str] = {}
-    remote = remote_cluster(profile)
-    if not remote:
+    if profile is None or not remote_cluster(profile):
         env.update(state_env())
     elif profile.executor == "slurm":
         from nemotron_core.execution.backends.slurm_shell import remote_job_dir  # may ask the login node's $HOME
@@ -107,7 +106,9 @@ def build_env_vars(job_config: Any = None, profile: Profile | None = None) -> di
         if run_wandb is not None:
             from omegaconf import OmegaConf
 
-            wandb.update(OmegaConf.to_container(run_wandb, resolve=True) or {})
+            table = OmegaConf.to_container(run_wandb, resolve=True)
+            if isinstance(table, dict):
+                wandb.update({str(k): v for k, v in table.items()})
     except Exception:  # a job config without run.wandb
         pass
     for key in ("entity", "project", "mode"):
@@ -143,7 +144,7 @@ def create_executor(profile: Profile | None, spec: Runspec, *, nodes: int | None
         raise ProfileError(f"env var {leaked[0]} is a secret: it must not go into the job's plain environment; "
                            f"export it in your shell (it reaches the job through secrets.env)")
     launch = spec.run.launch
-    base = dict(profile=profile.name if profile is not None else "local", launch=launch,
+    base: dict[str, Any] = dict(profile=profile.name if profile is not None else "local", launch=launch,
                 secret_names=tuple(secret_names(profile)), startup=tuple(get_startup_commands(profile)))
 
     if kind == "local":
@@ -152,6 +153,9 @@ def create_executor(profile: Profile | None, spec: Runspec, *, nodes: int | None
         ex = run.LocalExecutor(ntasks_per_node=nproc or 1, launcher="torchrun" if launch == "torchrun" else None,
                                env_vars=env)
         return attach(ex, JobOptions(**base))
+
+    if profile is None:  # create_executor(None, ...) is the local kind, returned above
+        raise ProfileError(f"executor = '{kind}' needs a profile")
 
     if kind == "ray":
         address = profile.get("address") or os.environ.get("RAY_ADDRESS")

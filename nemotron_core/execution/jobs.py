@@ -28,62 +28,24 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from nemotron_core.errors import NemotronError
+from nemotron_core.execution.backends import (Backend, RemoteFiles, Requeueable, Retaggable, StreamedLogs, backend,
+                                               backend_kind)
 from nemotron_core.execution.logs import LogFollower
 from nemotron_core.execution.refs import JobRef, key_lock, refs_for_key
 from nemotron_core.execution.secrets_file import collect_secrets, write_secrets_file
 from nemotron_core.execution.states import JobError, JobState, JobStatus
 
 REUSABLE = (JobState.PENDING, JobState.RUNNING, JobState.COMPLETED)
-_BACKENDS: dict[str, object] = {}
-
-
-def backend(kind: str):
-    """The backend object for 'local' | 'slurm' | 'ray' | 'docker' (imported on first use)."""
-    if kind not in _BACKENDS:
-        if kind == "local":
-            from nemotron_core.execution.backends.local import LocalBackend as cls
-        elif kind == "slurm":
-            from nemotron_core.execution.backends.slurm import SlurmBackend as cls
-        elif kind == "ray":
-            from nemotron_core.execution.backends.ray import RayBackend as cls
-        elif kind == "docker":
-            from nemotron_core.execution.backends.docker import DockerBackend as cls
-        elif kind == "dgxcloud":
-            from nemotron_core.execution.backends.cloud import DGXCloudBackend as cls
-        elif kind == "lepton":
-            from nemotron_core.execution.backends.cloud import LeptonBackend as cls
-        else:
-            raise NemotronError(f"unknown job backend {kind!r}; expected local, slurm, ray, docker, dgxcloud or lepton")
-        _BACKENDS[kind] = cls()
-    return _BACKENDS[kind]
-
-
-def backend_kind(executor) -> str:
-    kind = type(executor).__name__
-    if kind == "RayClusterExecutor":
-        return "ray"
-    if kind == "LocalExecutor":
-        return "local"
-    if kind == "SlurmExecutor":
-        return "slurm"
-    if kind == "DockerExecutor":
-        return "docker"
-    if kind in ("DGXCloudExecutor", "LeptonExecutor"):
-        return "dgxcloud" if kind == "DGXCloudExecutor" else "lepton"
-    raise NemotronError(f"executor {kind} is not supported by submit(); use create_executor() with a local, "
-                        f"slurm, ray or docker profile")
-
-
 class Job:
     """A submitted job: status, wait, cancel, logs. Cheap to create from a JobRef."""
 
     def __init__(self, ref: JobRef, *, reattached: bool = False):
         self.ref = ref
         self.reattached = reattached
-        self._backend = backend(ref.backend)
+        self._backend: Backend = backend(ref.backend)
 
     @classmethod
     def from_dir(cls, job_dir: str | Path) -> "Job":
@@ -146,7 +108,7 @@ class Job:
                     next_poll = now + interval
                     if status.done:
                         break
-                if follower:
+                if follower and on_log:
                     for line in follower.read_new():
                         on_log(line)
                 if deadline is not None and now >= deadline:
@@ -154,7 +116,7 @@ class Job:
                     raise JobError(f"{self.describe()} still {state} after {timeout:.0f} s; "
                                    f"it keeps running (cancel it with Job.cancel())", last)
                 time.sleep(max(0.05, min(next_poll - time.monotonic(), 1.0)))
-            if follower:
+            if follower and on_log:
                 time.sleep(0.2)  # the last lines may land just after Slurm/Ray report the end
                 for line in follower.flush():
                     on_log(line)
@@ -188,18 +150,17 @@ class Job:
             return
         self.ref.flow_run_id = flow_run_id
         self.ref.save()
-        retag = getattr(self._backend, "retag", None)  # Slurm: the job's comment; local/Ray: the ref is all
-        if retag is None or not self._ensure_id():
+        if not isinstance(self._backend, Retaggable) or not self._ensure_id():  # local/Ray: the ref is all
             return
         try:
-            retag(self.ref)
+            self._backend.retag(self.ref)  # Slurm: the job's comment
         except NemotronError:
             if not self.status(max_age=0).done:  # an ended job cannot be updated, and needs no cancelling
                 raise
 
     def requeue(self, *, start_now: bool = True) -> None:
         """Put a Slurm job back in the queue (what preemption with PreemptMode=REQUEUE does)."""
-        if self.ref.backend != "slurm":
+        if not isinstance(self._backend, Requeueable):
             raise NemotronError(f"requeue is a Slurm operation; {self.describe()} runs on {self.ref.backend}")
         self._ensure_id()
         self._backend.requeue(self.ref, start_now=start_now)
@@ -211,30 +172,30 @@ class Job:
 
     def logs(self) -> str:
         """Everything the job printed so far."""
-        if self.ref.backend == "ray":
+        if isinstance(self._backend, StreamedLogs):
             return self._backend.logs(self.ref) if self._ensure_id() else ""
         follower = self._follower(app_only=False)
         return "".join(line + "\n" for line in follower.flush())
 
     def log_hint(self) -> str:
         files = self.log_files()
-        return ", ".join(files) if files else (f"`ray job logs {self.ref.id}`" if self.ref.backend == "ray"
+        return ", ".join(files) if files else (f"`ray job logs {self.ref.id}`" if isinstance(self._backend, StreamedLogs)
                                                else str(self.job_dir))
 
     def describe(self) -> str:
         return f"{self.ref.backend} job {self.ref.id} ({self.ref.name})"
 
-    def _follower(self, *, app_only: bool = True):
-        if self.ref.backend == "ray":  # streamed: new text only (the whole log per poll is quadratic)
+    def _follower(self, *, app_only: bool = True) -> Any:
+        if isinstance(self._backend, StreamedLogs):  # Ray: new text only (the whole log per poll is quadratic)
             return self._backend.follower(self.ref)
 
         def files() -> list[str]:
             return self._backend.log_files(self.ref, app_only=app_only) if self._ensure_id() else []
 
-        read = getattr(self._backend, "read", None)  # Slurm over SSH reads remote files
-        if read is None:
+        if not isinstance(self._backend, RemoteFiles):
             return LogFollower(files)
-        return LogFollower(files, lambda path, offset: read(self.ref, path, offset))
+        remote = self._backend  # Slurm over SSH reads remote files
+        return LogFollower(files, lambda path, offset: remote.read(self.ref, path, offset))
 
 
 # --------------------------------------------------------------------------- submit / find

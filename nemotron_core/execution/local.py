@@ -43,6 +43,7 @@ def execute_local(plan, job_dir: Path, *, echo=None) -> int:
                                 stderr=subprocess.STDOUT, start_new_session=True)
         previous = signal.signal(signal.SIGTERM, lambda *_: _stop(proc))
         try:
+            assert proc.stdout is not None  # stdout=PIPE
             for line in iter(proc.stdout.readline, b""):
                 log.write(line)
                 echo.write(line.decode(errors="replace"))

@@ -8,7 +8,7 @@ its output file when the job starts) and new ones may appear (one per requeue).
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import AsyncIterator, Callable, Iterable
 
 
 def read_local(path: str, offset: int) -> bytes:
@@ -95,7 +95,7 @@ class StreamFollower:
     what the stream already delivered: no line is lost or repeated.
     """
 
-    def __init__(self, stream: Callable[[], object], fetch: Callable[[], str], *, settle: float = 1.0,
+    def __init__(self, stream: Callable[[], AsyncIterator[str]], fetch: Callable[[], str], *, settle: float = 1.0,
                  name: str = "log-stream"):
         import queue
         import threading

@@ -31,13 +31,17 @@ import subprocess
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nemotron_core.compat import nemo_run
 from nemotron_core.errors import ProfileError, did_you_mean, one_of
 from nemotron_core.paths import PACKAGE_ROOT
 
 _run = nemo_run()
-Packager = _run.Packager
+if TYPE_CHECKING:
+    from nemo_run import Packager  # an untyped package: Any to the type checker
+else:
+    Packager = _run.Packager
 
 PACKAGERS = ("self-contained", "code", "git", "none")
 DEFAULT_EXCLUDES = (".git", ".venv", "venv", ".state", ".nemotron-state", "__pycache__", "*.pyc", ".pytest_cache",

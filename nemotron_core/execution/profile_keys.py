@@ -15,7 +15,9 @@ from nemotron_core.runspec import Runspec
 
 def get_startup_commands(profile: Profile | None) -> list[str]:
     """The profile's `startup_commands` (shell lines run in the job before the command)."""
-    commands = profile.get("startup_commands") if profile is not None else None
+    if profile is None:
+        return []
+    commands = profile.get("startup_commands")
     if not commands:
         return []
     if not isinstance(commands, list) or not all(isinstance(c, str) for c in commands):

@@ -109,7 +109,7 @@ def _index(ref: JobRef) -> None:
 
 
 def _load_folder(folder: Path) -> list[JobRef]:
-    refs = []
+    refs: list[JobRef] = []
     if not folder.is_dir():
         return refs
     for entry in folder.iterdir():

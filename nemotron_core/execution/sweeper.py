@@ -47,13 +47,13 @@ def _slurm_clusters(extra: dict[str, Any] | None = None) -> list[dict[str, Any]]
     return list(clusters.values())
 
 
-def tagged_slurm_jobs(cluster: dict[str, Any] | None = None) -> list[dict[str, str]]:
+def tagged_slurm_jobs(cluster: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Active Slurm jobs that this server and user submitted: {id, state, name, flow_run, key, job, server, user}."""
     from nemotron_core.execution.backends.slurm import list_tagged
     from nemotron_core.execution.owner import current_user, server_identity
 
     server, user = server_identity(), current_user()
-    jobs = []
+    jobs: list[dict[str, Any]] = []
     for c in _slurm_clusters(cluster):
         try:
             jobs.extend({**j, "cluster": c} for j in list_tagged(c)
@@ -80,7 +80,7 @@ def tagged_docker_jobs() -> list[dict[str, str]]:
     from nemotron_core.execution.backends.docker import tagged_containers
 
     known = {ref.tag for ref in all_refs() if ref.backend == "docker"}
-    found = []
+    found: list[dict[str, Any]] = []
     for host in _docker_hosts():
         try:
             found.extend(c for c in tagged_containers(host) if c["job"] not in known)

@@ -24,6 +24,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from nemotron_core.errors import NemotronError
 from nemotron_core.execution.options import job_options
 from nemotron_core.execution.refs import JobRef
 from nemotron_core.execution.secrets_file import scrubbed_environ
@@ -33,6 +34,13 @@ from nemotron_core.execution.backends.wrapper import (CANCEL_FILE, PID_FILE, rea
 from nemotron_core.paths import state_env
 
 _CHILDREN: dict[int, subprocess.Popen] = {}  # jobs this process started (reaped on status)
+
+
+def _pid(ref: JobRef) -> int:
+    """The job's process group id (its wrapper's pid): set once submit() returned."""
+    if ref.id is None:
+        raise NemotronError(f"{ref.job_dir}: the local job has no process id yet")
+    return int(ref.id)
 
 
 def _start_time(pid: int) -> str | None:
@@ -102,7 +110,7 @@ class LocalBackend:
         return str(pid)
 
     def _alive(self, ref: JobRef) -> bool:
-        pid = int(ref.id)
+        pid = _pid(ref)
         child = _CHILDREN.get(pid)
         if child is not None and child.poll() is not None:
             _CHILDREN.pop(pid, None)
@@ -130,7 +138,7 @@ class LocalBackend:
         return JobStatus(JobState.FAILED, reason="the job's wrapper died without recording an exit code", raw="lost")
 
     def cancel(self, ref: JobRef, *, grace: float = 10.0) -> None:
-        pgid = int(ref.id)
+        pgid = _pid(ref)
         if not self._alive(ref):
             return
         (Path(ref.job_dir) / CANCEL_FILE).touch()
@@ -151,7 +159,7 @@ class LocalBackend:
 
     def gone_from_queue(self, ref: JobRef) -> bool:
         self._alive(ref)
-        return not _group_alive(int(ref.id))
+        return not _group_alive(_pid(ref))
 
     def log_files(self, ref: JobRef, *, app_only: bool = False) -> list[str]:
         return [str(Path(ref.job_dir) / "job.log")]

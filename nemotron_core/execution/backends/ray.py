@@ -101,7 +101,7 @@ class RayBackend:
             jobs = {d.submission_id: _to_status(d) for d in client(address).list_jobs() if d.submission_id}
             with _LOCK:
                 _CACHE[address] = hit = (time.monotonic(), jobs)
-        return hit[1].get(ref.id, JobStatus(JobState.UNKNOWN, reason=f"the Ray head at {address} has no job {ref.id}"))
+        return hit[1].get(ref.id or "", JobStatus(JobState.UNKNOWN, reason=f"the Ray head at {address} has no job {ref.id}"))
 
     def cancel(self, ref: JobRef) -> None:
         try:

@@ -155,7 +155,7 @@ class SlurmBackend:
         return None
 
     def status(self, ref: JobRef, *, max_age: float = 1.0) -> JobStatus:
-        return poller_for(ref.cluster).status(ref.id, ref.tag, name=ref.cluster.get("job_name"), max_age=max_age)
+        return poller_for(ref.cluster).status(_job_id(ref), ref.tag, name=ref.cluster.get("job_name"), max_age=max_age)
 
     def cancel(self, ref: JobRef) -> None:
         shell = shell_for(ref.cluster)
@@ -181,8 +181,8 @@ class SlurmBackend:
         out = shell.run(["scontrol", "requeue", str(ref.id)])
         if out.returncode != 0:
             raise SlurmError(f"scontrol requeue {ref.id} failed: {out.stderr.strip()}")
-        poller_for(ref.cluster).forget(ref.id)
-        poller_for(ref.cluster).watch(ref.id, ref.tag)
+        poller_for(ref.cluster).forget(_job_id(ref))
+        poller_for(ref.cluster).watch(_job_id(ref), ref.tag)
         if not start_now:
             return
         # While the job is still COMPLETING, an update is accepted but the requeue then sets
@@ -211,14 +211,26 @@ class SlurmBackend:
         files = []
         if not app_only:
             files += shell.glob(host, f"sbatch_{name}_{ref.id}.out")
-        files += sorted(shell.glob(host, f"log-{name}_{ref.id}_*.out"),
-                        key=lambda p: int(re.search(r"_(\d+)\.out$", p)[1]) if re.search(r"_(\d+)\.out$", p) else 0)
+        files += sorted(shell.glob(host, f"log-{name}_{ref.id}_*.out"), key=_task_number)
         if not files and ref.id and (Path(host) / "ray" / "logs").is_dir():
             files = sorted(str(p) for p in (Path(host) / "ray" / "logs").glob("ray-job*.log"))
         return files
 
     def read(self, ref: JobRef, path: str, offset: int) -> bytes:
         return shell_for(ref.cluster).read_from(path, offset)
+
+
+def _job_id(ref: JobRef) -> str:
+    """The Slurm job id of a submitted ref (Job recovers a lost one by comment before asking)."""
+    if ref.id is None:
+        raise SlurmError(f"{ref.job_dir}: the Slurm job has no id yet (sbatch did not answer)")
+    return str(ref.id)
+
+
+def _task_number(path: str) -> int:
+    """log-<name>_<id>_<task>.out -> task, so task 10 sorts after task 9."""
+    m = re.search(r"_(\d+)\.out$", path)
+    return int(m[1]) if m else 0
 
 
 def list_tagged(cluster: dict[str, Any] | None = None) -> list[dict[str, str]]:

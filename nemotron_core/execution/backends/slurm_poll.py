@@ -182,9 +182,9 @@ class SlurmPoller:
             for task in expand_ranges(pending):
                 found[f"{array_id}_{task}"] = status
             return
-        task = job.get("array_task_id")
-        if isinstance(task, int) and 0 <= task < 4_000_000_000:  # NO_VAL (0xfffffffe) = not a task
-            key = f"{array_id}_{task}"
+        task_id = job.get("array_task_id")
+        if isinstance(task_id, int) and 0 <= task_id < 4_000_000_000:  # NO_VAL (0xfffffffe) = not a task
+            key = f"{array_id}_{task_id}"
             found[key] = status
             self._raw[key] = str(job.get("job_id"))
 

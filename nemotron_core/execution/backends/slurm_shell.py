@@ -135,6 +135,7 @@ class SlurmShell:
                                            f"{what} ({type(e).__name__}: {' '.join(str(e).split()) or 'closed'}); "
                                            f"run again: the job is found again (re-attached) from its "
                                            f"job dir") from None
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     def _run_ssh(self, argv: list[str], *, timeout: float, input: str | None) -> subprocess.CompletedProcess[str]:
         from invoke.exceptions import CommandTimedOut
