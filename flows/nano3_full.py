@@ -9,7 +9,8 @@ SFT and RL data concurrently, and pretraining starts alongside them. Stages left
 `stages` use the `latest` version of their output, pinned once when the flow starts (only
 when a selected stage consumes it: `stages=["data_pretrain"]` needs nothing upstream).
 
-Caching is by content (tasks/policy.py): a rerun with nothing changed is all cache hits;
+The stages and their inputs are pipeline/stages.py's table; each task runs
+pipeline/run.py:run_stage. Caching is by content (tasks/policy.py): a rerun with nothing changed is all cache hits;
 an SFT override reruns SFT, RL and eval. `force=True` reruns every selected stage.
 Cancelling the flow run (or the flow process crashing) cancels its cluster jobs.
 """
@@ -20,19 +21,8 @@ from typing import Any
 
 from prefect import flow
 
-from tasks.data_prep import DATA_PRETRAIN, DATA_RL, DATA_SFT, data_prep_pretrain, data_prep_rl, data_prep_sft
-from tasks.eval import EVAL, evaluate
-from tasks.pretrain import PRETRAIN, pretrain
-from tasks.rl import RL, rl
-from tasks.sft import SFT, sft
-from tasks.stage import StageRequest
-
-STAGES = {s.name: s for s in (DATA_PRETRAIN, DATA_SFT, DATA_RL, PRETRAIN, SFT, RL, EVAL)}
-MODEL_STAGES = ("pretrain", "sft", "rl")
-#: The stages whose artifacts each stage consumes.
-INPUTS = {"data_pretrain": (), "data_sft": ("data_pretrain",), "data_rl": ("data_pretrain",),
-          "pretrain": ("data_pretrain",), "sft": ("data_sft", "pretrain"), "rl": ("data_rl", "sft"),
-          "eval": ("data_pretrain", "data_rl", *MODEL_STAGES)}
+from pipeline.run import StageRequest
+from pipeline.stages import MODEL_STAGES, STAGES, check_stages, consumed  # noqa: F401  (re-exported for readers)
 
 
 def cancel_cluster_jobs(flow, flow_run, state) -> None:
@@ -42,63 +32,46 @@ def cancel_cluster_jobs(flow, flow_run, state) -> None:
     cancel_jobs(str(flow_run.id))
 
 
-def check_stages(stages: list[str] | None) -> list[str]:
-    from nemotron_core.errors import ConfigError, NotBuiltError, did_you_mean
-
-    selected = list(stages) if stages else list(STAGES)
-    for name in selected:
-        if name not in STAGES:
-            raise ConfigError(f"unknown stage '{name}'{did_you_mean(name, STAGES)}; stages: {', '.join(STAGES)}")
-        if not STAGES[name].script_path.is_file():
-            raise NotBuiltError(f"stage '{name}' is not built yet: {STAGES[name].script} does not exist; "
-                                f"leave it out of `stages`")
-    return [name for name in STAGES if name in selected]  # pipeline order
-
-
 @flow(name="nano3-full", on_cancellation=[cancel_cluster_jobs], on_crashed=[cancel_cluster_jobs])
 def nano3_full(profile: str = "local", config: str = "tiny", stage_configs: dict[str, str] | None = None,
                overrides: dict[str, list[str]] | None = None, stages: list[str] | None = None,
                force: bool = False) -> dict[str, Any]:
-    """Run the nano3 pipeline; returns the pinned artifact ref each stage produced or used."""
+    """Run the nano3 pipeline; returns the pinned artifact ref each stage produced or used
+    (and under "evals", the eval ref per evaluated model stage)."""
     from flows.cancellation import guard_flow_run
     from nemotron_core.profiles import load_env
+    from pipeline.run import pinned_latest
+    from tasks import stage_task
     from tasks.policy import runtime_options
-    from tasks.summary import pinned_latest, summarize
+    from tasks.summary import summarize
 
     guard_flow_run()  # cancel reaches the jobs even when Prefect's hooks do not run
     selected = check_stages(stages)
     env = load_env()
     env.profile(profile)  # an unknown profile fails here, before anything runs
+    needed = consumed(selected)
 
-    def request(name: str) -> StageRequest:
-        return StageRequest(profile=profile, config=(stage_configs or {}).get(name, config),
-                            overrides=list((overrides or {}).get(name, [])))
-
-    consumed = {dep for name in selected for dep in INPUTS[name]}
-
-    def run(task, name: str, **inputs):
-        """Submit the stage when selected, else pin the latest version of its output if a selected stage needs it."""
-        if name not in selected:
-            return pinned_latest(env, STAGES[name].output) if name in consumed else None
-        return task.with_options(**runtime_options(STAGES[name], force=force, env=env)).submit(request(name), **inputs)
-
+    # Walk the stage table in pipeline order: a selected stage is submitted once per run of it
+    # (the eval once per model), its inputs the futures of its upstreams; a stage left out is
+    # pinned to the `latest` of its output when a selected stage consumes it.
     refs: dict[str, Any] = {}
-    refs["data_pretrain"] = run(data_prep_pretrain, "data_pretrain")
-    refs["data_sft"] = run(data_prep_sft, "data_sft", pretrain_data=refs["data_pretrain"])
-    refs["data_rl"] = run(data_prep_rl, "data_rl", pretrain_data=refs["data_pretrain"])
-    refs["pretrain"] = run(pretrain, "pretrain", data=refs["data_pretrain"])
-    refs["sft"] = run(sft, "sft", data=refs["data_sft"], base_model=refs["pretrain"])
-    if "rl" in selected or "eval" in selected:
-        refs["rl"] = run(rl, "rl", data=refs["data_rl"], base_model=refs["sft"])
-    evals: dict[str, Any] = {}
-    if "eval" in selected:
-        eval_options = runtime_options(EVAL, force=force, env=env)
-        for model in MODEL_STAGES:
-            evals[model] = evaluate.with_options(**eval_options).submit(
-                request("eval"), model=refs[model], pretrain_data=refs["data_pretrain"], rl_data=refs["data_rl"])
+    fanned: dict[str, dict[str, Any]] = {}
+    for name, stage in STAGES.items():
+        if name not in selected:
+            refs[name] = pinned_latest(env, stage.output) if name in needed else None
+            continue
+        task = stage_task(name).with_options(**runtime_options(stage, force=force, env=env))
+        request = StageRequest(profile=profile, config=(stage_configs or {}).get(name, config),
+                               overrides=list((overrides or {}).get(name, [])))
+        futures = {fan: task.submit(request, **{slot: refs[up] for slot, up in slots.items()})
+                   for fan, slots in stage.runs()}
+        if None in futures:
+            refs[name] = futures[None]
+        else:
+            fanned[name] = futures
 
     result = {name: (ref.result() if hasattr(ref, "result") else ref) for name, ref in refs.items()
               if ref is not None}
-    result["evals"] = {model: future.result() for model, future in evals.items()}
+    result["evals"] = {model: future.result() for model, future in fanned.get("eval", {}).items()}
     summarize(env, result)
     return result

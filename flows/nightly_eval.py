@@ -25,10 +25,9 @@ from typing import Any
 from prefect import flow
 
 from flows.nano3_full import cancel_cluster_jobs
+from pipeline.run import StageRequest
+from pipeline.stages import MODEL_ARTIFACTS  # the eval's model upstreams, from the stage table
 from tasks.eval import EVAL, evaluate
-from tasks.stage import StageRequest
-
-MODEL_ARTIFACTS = ("nano3-pretrain-model", "nano3-sft-model", "nano3-rl-model")
 
 
 def evaluated_models(registry) -> set[str]:

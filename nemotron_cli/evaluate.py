@@ -4,9 +4,9 @@
 
 1. resolve REF in the artifact registry (env.toml [artifacts]) to one model version;
 2. run stage3_eval/eval.py with `model_path` pinned to that version and the current pretrain /
-   RL data versions pinned, through the eval task's stage (tasks/eval.py EVAL, tasks/stage.py:
-   content key from recipe source + resolved config + image + pinned input versions; local /
-   Ray / Slurm from the profile), exactly as the nightly eval flow does;
+   RL data versions pinned, through pipeline/run.py:run_stage with the table's EVAL stage
+   (content key from recipe source + resolved config + image + pinned input versions; local /
+   Ray / Slurm from the profile), exactly as the Prefect eval task of nano3-full and the nightly eval do;
 3. register the output as nano3-eval with lineage to the model version (and the data versions);
    an eval with the same content key already registered is a cache hit: nothing runs;
 4. print the comparison table over the latest eval of each model artifact (pretrain, SFT, RL).
@@ -18,10 +18,7 @@ exit 2) as for every command.
 
 from __future__ import annotations
 
-import logging
-import sys
 from collections.abc import Sequence
-
 
 
 def evaluate_model(ref: str, *, profile: str | None = None, config: str = "tiny", overrides: Sequence[str] = (),
@@ -29,10 +26,10 @@ def evaluate_model(ref: str, *, profile: str | None = None, config: str = "tiny"
     from nemotron_core.artifacts import open_registry
     from nemotron_core.errors import ArtifactError
     from nemotron_core.profiles import load_env
+    from nemotron_cli.recipe_run import PrintReporter
+    from pipeline.run import StageRequest, prepare_job, published_output, run_stage
+    from pipeline.stages import EVAL, STAGES
     from recipes.nano3.evaluation.compare import MODEL_NAME, print_comparison
-
-    from tasks.eval import EVAL
-    from tasks.stage import StageRequest, prepare_job, published_output, run_stage
 
     env = load_env()
     request = StageRequest(profile=env.profile(profile).name if profile else "local", config=config,
@@ -43,8 +40,8 @@ def evaluate_model(ref: str, *, profile: str | None = None, config: str = "tiny"
         raise ArtifactError(f"{version.ref} is not a model artifact (expected nano3-pretrain-model, nano3-sft-model, "
                             f"nano3-rl-model or another NAME-model)")
     # the data it is scored on: the current versions, pinned (as the nightly eval flow does)
-    inputs = {"model": version.ref, "pretrain_data": registry.resolve("nano3-pretrain-data").ref,
-              "rl_data": registry.resolve("nano3-rl-data").ref}
+    inputs = {"model": version.ref, **{slot: registry.resolve(STAGES[str(inp.upstream)].output).ref
+                                        for slot, inp in EVAL.inputs.items() if slot != "model"}}
     job = prepare_job(EVAL, request, inputs)  # reads only: the job dir is named, not created
     cached = published_output(job)
     if dry_run:
@@ -55,8 +52,7 @@ def evaluate_model(ref: str, *, profile: str | None = None, config: str = "tiny"
     else:
         print(f"{version.ref}: evaluating on {inputs['pretrain_data']} + {inputs['rl_data']} "
               f"(config {config}, profile {request.profile}) ...", flush=True)
-        with _job_log_to_stdout():
-            cached = run_stage(EVAL, request, inputs)
+        cached = run_stage(EVAL, request, inputs, PrintReporter())
         print(f"{version.ref}: registered {cached}", flush=True)
     print_comparison(registry)
     return 0
@@ -75,24 +71,3 @@ def _print_plan(model_ref: str, inputs: dict[str, str], job, cached: str | None,
         print(f"  would run {job.spec.name} with output in {job.output_dir}, job dir {job.job_dir}, "
               f"and register {EVAL_ARTIFACT} (lineage: {', '.join(inputs.values())})")
     print("dry run: nothing ran, nothing written or registered")
-
-
-class _job_log_to_stdout:
-    """Outside a Prefect run the stage steps log to `nemotron.tasks`: show those lines (INFO) here,
-    through the handlers already installed (importing Prefect installs a console handler) or our own."""
-
-    def __enter__(self):
-        self.logger = logging.getLogger("nemotron.tasks")
-        self.level = self.logger.level
-        self.logger.setLevel(logging.INFO)
-        self.handler = None
-        if not self.logger.hasHandlers():
-            self.handler = logging.StreamHandler(sys.stdout)
-            self.handler.setFormatter(logging.Formatter("%(message)s"))
-            self.logger.addHandler(self.handler)
-        return self
-
-    def __exit__(self, *exc):
-        if self.handler is not None:
-            self.logger.removeHandler(self.handler)
-        self.logger.setLevel(self.level)

@@ -1,36 +1,15 @@
-"""`nemotron nano3 ...`: the nano3 recipe commands and their help panels."""
+"""`nemotron nano3 ...`: the nano3 stage commands (one per row of pipeline/stages.py) and their panels."""
 
 from __future__ import annotations
 
 import typer
 
 from nemotron_cli.dry_run import honours_dry_run
-from nemotron_cli.recipe_typer import RecipeMeta, RecipeTyper
+from nemotron_cli.recipe_typer import RecipeTyper
+from pipeline.stages import DATA, EVAL, STAGES, TRAINING, Stage
 
-STAGES = "Training Stages"
-DATA = "Data"
+STAGES_PANEL = TRAINING
 MODEL = "Model"
-
-PRETRAIN = RecipeMeta("nano3/pretrain", "recipes/nano3/stage0_pretrain/train.py", 7,
-                      inputs={"nano3-pretrain-data": "tokenized bin/idx blend + tokenizer"},
-                      outputs={"nano3-pretrain-model": "HF safetensors checkpoint"}, artifact_subdir="model")
-SFT = RecipeMeta("nano3/sft", "recipes/nano3/stage1_sft/train.py", 7,
-                 inputs={"nano3-sft-data": "packed Parquet splits", "nano3-pretrain-model": "base model"},
-                 outputs={"nano3-sft-model": "HF safetensors checkpoint"}, artifact_subdir="model")
-RL = RecipeMeta("nano3/rl", "recipes/nano3/stage2_rl/train.py", 8,
-                inputs={"nano3-rl-data": "JSONL prompts + answers", "nano3-sft-model": "policy and reference"},
-                outputs={"nano3-rl-model": "HF safetensors checkpoint"}, artifact_subdir="model")
-EVAL = RecipeMeta("nano3/eval", "recipes/nano3/stage3_eval/eval.py", 8,
-                  inputs={"nano3-*-model": "any model artifact version"},
-                  outputs={"nano3-eval": "metrics JSON"})
-DATA_PREP = {
-    "pretrain": RecipeMeta("nano3/data/prep/pretrain", "recipes/nano3/stage0_pretrain/data_prep.py", 6,
-                           outputs={"nano3-pretrain-data": "bin/idx shards, blend.json, tokenizer"}),
-    "sft": RecipeMeta("nano3/data/prep/sft", "recipes/nano3/stage1_sft/data_prep.py", 6,
-                      outputs={"nano3-sft-data": "packed Parquet splits"}),
-    "rl": RecipeMeta("nano3/data/prep/rl", "recipes/nano3/stage2_rl/data_prep.py", 6,
-                     outputs={"nano3-rl-data": "JSONL prompts + manifest"}),
-}
 
 app = RecipeTyper(name="nano3", help="Nemotron nano3: data prep → pretrain → SFT → RL → eval.",
                   no_args_is_help=True, rich_markup_mode="rich")
@@ -38,51 +17,40 @@ data_app = RecipeTyper(name="data", help="Prepare or import the datasets the sta
 prep_app = RecipeTyper(name="prep", help="Build a dataset artifact from the synthetic world or your files.",
                        no_args_is_help=True)
 model_app = RecipeTyper(name="model", help="Import or evaluate model artifacts.", no_args_is_help=True)
+#: Where a stage's `command` path starts: ("pretrain",) → `nano3 pretrain`, ("data", "prep", X) → `nano3 data prep X`.
+_GROUPS = {(): app, ("data", "prep"): prep_app}
 
 
-def _run(meta: RecipeMeta, ctx: typer.Context) -> None:
-    from nemotron_cli.context import split_dotlist
-    from nemotron_cli.recipe_run import run_recipe
-
-    code = run_recipe(meta, ctx.obj, split_dotlist(ctx.args))
-    raise typer.Exit(code)
-
-
-@app.recipe(PRETRAIN, name="pretrain", panel=STAGES, help="Pretrain the decoder on the tokenized blend (torchrun).")
-def pretrain(ctx: typer.Context) -> None:
-    _run(PRETRAIN, ctx)
-
-
-@app.recipe(SFT, name="sft", panel=STAGES, help="Supervised fine-tuning on chat data, loss on assistant tokens (torchrun).")
-def sft(ctx: typer.Context) -> None:
-    _run(SFT, ctx)
-
-
-@app.recipe(RL, name="rl", panel=STAGES, help="GRPO reinforcement learning with verifiable rewards (Ray).")
-def rl(ctx: typer.Context) -> None:
-    _run(RL, ctx)
-
-
-@app.recipe(EVAL, name="eval", panel=STAGES, help="Evaluate a model artifact: perplexity, exact match, reward, lm-eval.")
-def eval_(ctx: typer.Context) -> None:
+def _run(stage: Stage, ctx: typer.Context) -> None:
     from nemotron_cli.context import split_dotlist
     from nemotron_cli.recipe_run import run_recipe
 
     g = ctx.obj
-    code = run_recipe(EVAL, g, split_dotlist(ctx.args))
-    if code == 0 and g.attached and not g.dry_run:  # registered: the table now has this version's row
+    code = run_recipe(stage, g, split_dotlist(ctx.args))
+    if stage is EVAL and code == 0 and g.attached and not g.dry_run:  # registered: the table has its row now
         from nemotron_core.artifacts import open_registry
         from nemotron_core.profiles import load_env
-
         from recipes.nano3.evaluation.compare import print_comparison
 
         print_comparison(open_registry(load_env().section("artifacts")))
     raise typer.Exit(code)
 
 
-@app.command(name="pipe", rich_help_panel=STAGES,
+def _stage_command(stage: Stage) -> None:
+    *group, name = stage.command
+
+    @_GROUPS[tuple(group)].recipe(stage, name=name, panel=stage.panel, help=stage.help)
+    def command(ctx: typer.Context) -> None:
+        _run(stage, ctx)
+
+
+for _stage in STAGES.values():
+    _stage_command(_stage)
+
+
+@app.command(name="pipe", rich_help_panel=STAGES_PANEL,
              context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-@honours_dry_run  # run_pipe prints the plan (flows.plan) and submits nothing
+@honours_dry_run  # run_pipe prints the plan (pipeline/plan.py) and submits nothing
 def pipe(
     ctx: typer.Context,
     stages: str = typer.Option(None, "--stages", help="Comma-separated subset, e.g. sft,rl,eval (default: all)."),
@@ -98,18 +66,6 @@ def pipe(
     raise typer.Exit(run_pipe(ctx.obj, ctx.args, stages=stages, force=force))
 
 
-def _prep_command(kind: str) -> None:
-    meta = DATA_PREP[kind]
-
-    @prep_app.recipe(meta, name=kind, panel=DATA, help=f"Prepare {kind} data → {next(iter(meta.outputs))} (Ray).")
-    def command(ctx: typer.Context) -> None:
-        _run(meta, ctx)
-
-
-for _kind in DATA_PREP:
-    _prep_command(_kind)
-
-
 @model_app.command(name="eval", rich_help_panel=MODEL,
                    context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 @honours_dry_run
@@ -123,10 +79,6 @@ def model_eval(ctx: typer.Context, ref: str = typer.Argument(..., metavar="MODEL
 
 def evaluate_ref(ctx: typer.Context, ref: str) -> int:
     from nemotron_cli.context import split_dotlist
-    from nemotron_core.errors import NotBuiltError
-
-    if not EVAL.script_path.is_file():
-        raise NotBuiltError(f"'{EVAL.name}' is not built yet: {EVAL.script} does not exist (issue #{EVAL.issue})")
     from nemotron_cli.evaluate import evaluate_model
 
     g = ctx.obj

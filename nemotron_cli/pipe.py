@@ -30,13 +30,13 @@ def stage_overrides(words: list[str], stage_names) -> dict[str, list[str]]:
 
 
 def run_pipe(g: GlobalContext, words: list[str], *, stages: str | None, force: bool) -> int:
-    from flows.nano3_full import STAGES
+    from pipeline.stages import STAGES
 
     overrides = stage_overrides(words, list(STAGES))
     selected = [s.strip() for s in stages.split(",") if s.strip()] if stages else None
     params = dict(profile=g.profile or "local", config=g.config or "tiny", overrides=overrides, stages=selected)
     if g.dry_run:
-        from flows.plan import plan_pipeline, print_plan
+        from pipeline.plan import plan_pipeline, print_plan
 
         print_plan(plan_pipeline(**params, force=force))
         return 0

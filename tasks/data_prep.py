@@ -2,36 +2,32 @@
 
 Each runs a `data_prep.py` recipe (launch = ray) and registers its output folder. SFT and
 RL data are tokenized with the tokenizer shipped in the pretrain data artifact, pinned to
-the exact version this flow run produced.
+the exact version this flow run produced. Stages: pipeline/stages.py; steps: pipeline/run.py.
 """
 
 from __future__ import annotations
 
 from prefect import task
 
+from pipeline.run import StageRequest, run_stage
+from pipeline.stages import DATA_PRETRAIN, DATA_RL, DATA_SFT
 from tasks.policy import stage_task_options
-from tasks.stage import Stage, StageRequest, run_stage
-
-DATA_PRETRAIN = Stage("data_pretrain", "recipes/nano3/stage0_pretrain/data_prep.py", output="nano3-pretrain-data")
-DATA_SFT = Stage("data_sft", "recipes/nano3/stage1_sft/data_prep.py", output="nano3-sft-data",
-                 inputs={"pretrain_data": "tokenizer_path=${{art:{ref},path}}/tokenizer"})
-DATA_RL = Stage("data_rl", "recipes/nano3/stage2_rl/data_prep.py", output="nano3-rl-data",
-                inputs={"pretrain_data": "tokenizer_path=${{art:{ref},path}}/tokenizer"})
+from tasks.report import PrefectReporter
 
 
 @task(**stage_task_options(DATA_PRETRAIN))
 def data_prep_pretrain(request: StageRequest) -> str:
     """Pretrain data: tokenizer + Megatron bin/idx shards + blend.json → nano3-pretrain-data."""
-    return run_stage(DATA_PRETRAIN, request, {})
+    return run_stage(DATA_PRETRAIN, request, {}, PrefectReporter())
 
 
 @task(**stage_task_options(DATA_SFT))
 def data_prep_sft(request: StageRequest, pretrain_data: str) -> str:
     """SFT data: chats, assistant-only loss mask, packed Parquet splits → nano3-sft-data."""
-    return run_stage(DATA_SFT, request, {"pretrain_data": pretrain_data})
+    return run_stage(DATA_SFT, request, {"pretrain_data": pretrain_data}, PrefectReporter())
 
 
 @task(**stage_task_options(DATA_RL))
 def data_prep_rl(request: StageRequest, pretrain_data: str) -> str:
     """RL data: prompts with verifiable answers (JSONL + manifest) → nano3-rl-data."""
-    return run_stage(DATA_RL, request, {"pretrain_data": pretrain_data})
+    return run_stage(DATA_RL, request, {"pretrain_data": pretrain_data}, PrefectReporter())

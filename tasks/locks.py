@@ -3,7 +3,7 @@
 Two flow runs computing the same stage take Prefect's SERIALIZABLE cache lock for its
 content key: the second waits and then reads the first one's result (tasks/policy.py), or,
 when it keeps its Prefect results elsewhere, finds the published artifact version with that
-content key (tasks/stage.py:published_output) and submits nothing.
+content key (pipeline/run.py:published_output) and submits nothing.
 
 Where the locks live (`lock_dir`), decided: in the artifact registry, `<root>/.locks/`, when
 the registry is a local/shared folder. A team runs one worker per Slurm login node, each with

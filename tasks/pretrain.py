@@ -2,20 +2,19 @@
 
 Runs recipes/nano3/stage0_pretrain/train.py with `data_path` pinned to the data version
 from this flow run, and registers `output_dir/model` (HF safetensors) as nano3-pretrain-model.
-The steps are in tasks/stage.py:run_stage.
+Stage: pipeline/stages.py PRETRAIN; steps: pipeline/run.py:run_stage.
 """
 
 from __future__ import annotations
 
 from prefect import task
 
+from pipeline.run import StageRequest, run_stage
+from pipeline.stages import PRETRAIN
 from tasks.policy import stage_task_options
-from tasks.stage import Stage, StageRequest, run_stage
-
-PRETRAIN = Stage("pretrain", "recipes/nano3/stage0_pretrain/train.py", output="nano3-pretrain-model",
-                 output_subdir="model", inputs={"data": "data_path=${{art:{ref},path}}"})
+from tasks.report import PrefectReporter
 
 
 @task(**stage_task_options(PRETRAIN))
 def pretrain(request: StageRequest, data: str) -> str:
-    return run_stage(PRETRAIN, request, {"data": data})
+    return run_stage(PRETRAIN, request, {"data": data}, PrefectReporter())

@@ -4,17 +4,17 @@ Per stage: a table artifact (config, resources, job id, state, duration, artifac
 the loss/reward curves from the trainer's metrics.jsonl as an embedded PNG (and, for a
 mixture-of-experts model, the tokens per expert per layer as a heatmap PNG; a markdown
 artifact with a data: URI PNG renders in both Prefect UIs, unsanitized), and links
-to the job dir and the W&B run. Outside a Prefect run these are no-ops, so the steps in
-tasks/stage.py also work from plain Python.
+to the job dir and the W&B run. `PrefectReporter` is what the stage tasks hand to
+pipeline/run.py:run_stage: its messages and the job's log lines go to the Prefect run logger, the
+try number and the owning flow run come from Prefect's context, and a registered output gets the
+report above. Outside a Prefect run the artifacts are no-ops.
 """
 
 from __future__ import annotations
 
 import base64
 import io
-import json
 import logging
-from pathlib import Path
 from typing import Any
 
 
@@ -40,11 +40,27 @@ def flow_run_id() -> str | None:
     return str(flow_run.id) if flow_run.id else None
 
 
-def read_metrics(output_dir: Path) -> list[dict[str, Any]]:
-    path = Path(output_dir) / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+class PrefectReporter:
+    """pipeline.run.Reporter for a Prefect task run."""
+
+    def info(self, message: str) -> None:
+        logger().info(message)
+
+    def job_line(self, line: str) -> None:
+        logger().info(line)
+
+    def attempt(self) -> int:
+        """Which attempt of the Prefect task run this is (1 outside Prefect)."""
+        from prefect.context import TaskRunContext
+
+        ctx = TaskRunContext.get()
+        return max(1, ctx.task_run.run_count) if ctx is not None and ctx.task_run is not None else 1
+
+    def owner(self) -> str | None:
+        return flow_run_id()
+
+    def registered(self, job, handle, ref: str, result: dict[str, Any], metrics: list[dict[str, Any]]) -> None:
+        stage_report(job, handle, ref, result, metrics)
 
 
 def curves_png(rows: list[dict[str, Any]], title: str) -> bytes | None:

@@ -1,19 +1,10 @@
-"""Flow-level helpers: pin `latest` for stages not run, and the final summary artifact."""
+"""The flow's final summary artifact (and `pinned_latest`, from pipeline/run.py, for the flows)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-
-def pinned_latest(env, name: str) -> str:
-    """The current `latest` of an artifact, as "name:vN" (pinned once, at flow start)."""
-    from nemotron_core.artifacts import open_registry
-    from nemotron_core.errors import ArtifactError
-
-    try:
-        return open_registry(env.section("artifacts")).resolve(name).ref
-    except ArtifactError as e:
-        raise ArtifactError(f"{e}; include the stage that produces {name} in `stages`") from None
+from pipeline.run import pinned_latest  # noqa: F401  (flows/nightly_eval.py imports it from here)
 
 
 def summarize(env, result: dict[str, Any]) -> None:

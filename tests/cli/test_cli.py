@@ -14,7 +14,8 @@ import yaml
 
 from nemotron_cli.app import main
 from nemotron_cli.context import split_argv
-from nemotron_cli.recipe_typer import RecipeMeta, RecipeTyper
+from nemotron_cli.recipe_typer import RecipeTyper
+from pipeline.stages import Stage
 from nemotron_core.errors import NemotronError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -104,7 +105,7 @@ def echo_cli(tmp_path, monkeypatch):
     monkeypatch.setenv("COLUMNS", "400")  # rich would wrap long paths at 80 columns
     monkeypatch.delenv("NEMOTRON_ENV_FILE", raising=False)
     monkeypatch.chdir(tmp_path)
-    meta = RecipeMeta("test/echo", ECHO, 0, outputs={"test-echo": "a copy of the config"})
+    meta = Stage("test/echo", ECHO, output="test-echo", output_what="a copy of the config")
     cli = RecipeTyper(name="t")
 
     @cli.recipe(meta, name="echo", panel="Test", help="Echo the config.")
@@ -155,10 +156,24 @@ def test_local_run_writes_job_and_train_yaml_and_runs_the_script(echo_cli, tmp_p
     assert version.metadata["producer"] == "test/echo" and version.metadata["result"] == {"lines": 1}
 
 
-def test_output_dir_defaults_to_the_job_dir(echo_cli, tmp_path, capsys):
+def test_output_dir_defaults_to_the_flows_content_key_folder_and_a_rerun_is_a_cache_hit(echo_cli, tmp_path, capsys):
+    """Without an output_dir, a stage's output goes where the flow puts it (<state>/outputs/<artifact>/<key[:16]>)
+    and is registered with its content key (pipeline/run.py, shared with the Prefect tasks)."""
+    from nemotron_core.artifacts import open_registry
+
     assert main(["echo", "-c", "tiny", "~output_dir"], cli=echo_cli) == 0
+    (version,) = open_registry({"root": str(tmp_path / "state" / "artifacts")}).list("test-echo")
+    key = version.metadata["content_key"]
+    assert (Path(version.path) / "echo.json").is_file()
     (job_dir,) = (tmp_path / "state" / "jobs" / "test-echo").iterdir()
-    assert (job_dir / "output" / "echo.json").is_file()
+    assert yaml.safe_load((job_dir / "job.yaml").read_text())["output_dir"] == \
+        str(tmp_path / "state" / "outputs" / "test-echo" / key[:16])
+    capsys.readouterr()
+    assert main(["echo", "-c", "tiny", "~output_dir"], cli=echo_cli) == 0
+    assert f"cached: content {key[:12]} is test-echo:v1" in capsys.readouterr().out
+    assert [v.ref for v in open_registry({"root": str(tmp_path / "state" / "artifacts")}).list("test-echo")] == \
+        ["test-echo:v1"]
+    assert len(list((tmp_path / "state" / "jobs" / "test-echo").iterdir())) == 1  # nothing ran the second time
 
 
 def test_script_exit_code_propagates(echo_cli, tmp_path):

@@ -8,7 +8,8 @@ import pytest
 import typer
 
 from nemotron_cli.app import main
-from nemotron_cli.recipe_typer import RecipeMeta, RecipeTyper
+from nemotron_cli.recipe_typer import RecipeTyper
+from pipeline.stages import Stage
 from nemotron_core.execution import Job, JobState
 
 from tests.execution.conftest import JOB_RECIPE, slurm_profile
@@ -21,7 +22,7 @@ def job_cli(tmp_path, state, monkeypatch):
     monkeypatch.delenv("NEMOTRON_ENV_FILE", raising=False)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "pyproject.toml").write_text("")  # env.toml lookup stops here
-    meta = RecipeMeta("test/job", JOB_RECIPE, 0)
+    meta = Stage("test/job", JOB_RECIPE)
     cli = RecipeTyper(name="t")
 
     @cli.recipe(meta, name="job", panel="Test", help="The execution test job.")

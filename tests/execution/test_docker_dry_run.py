@@ -52,4 +52,4 @@ def test_a_profile_the_stages_cannot_run_on_fails_the_dry_run(tmp_path, profile,
 def test_a_valid_docker_profile_plans_every_stage(tmp_path):
     proc = pipe_dry_run(tmp_path, "docker_ok")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.count("submit") == 7 and not (tmp_path / "s" / "jobs").exists()
+    assert proc.stdout.count("submit") == 9 and not (tmp_path / "s" / "jobs").exists()

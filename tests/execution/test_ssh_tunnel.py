@@ -132,13 +132,14 @@ def test_a_rerun_reattaches_to_the_job_over_a_new_connection(login, stage, remot
 @pytest.fixture
 def job_cli(tmp_path, state, monkeypatch):
     """A one-command CLI wired like nano3's around the job test recipe, in a folder with env.toml."""
-    from nemotron_cli.recipe_typer import RecipeMeta, RecipeTyper
+    from nemotron_cli.recipe_typer import RecipeTyper
+    from pipeline.stages import Stage
 
     monkeypatch.setenv("COLUMNS", "400")
     monkeypatch.delenv("NEMOTRON_ENV_FILE", raising=False)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "pyproject.toml").write_text("")  # env.toml lookup stops here
-    meta = RecipeMeta("test/job", JOB_RECIPE, 0)
+    meta = Stage("test/job", JOB_RECIPE)
     cli = RecipeTyper(name="t")
 
     @cli.recipe(meta, name="job", panel="Test", help="The execution test job.")

@@ -1,4 +1,4 @@
-"""Which failures a stage task retries (tasks/policy.py), and cache locks that die with their holder.
+"""Which failures a stage task retries (pipeline/retry.py; tasks/policy.py applies them), and cache locks that die with their holder.
 
 The end-to-end cases (a SIGTERMed / SIGKILLed trainer under torchrun) are in test_retry_resume.py;
 here every branch of the decision, on the statuses the backends report.
@@ -14,7 +14,7 @@ import pytest
 
 from nemotron_core.contract import PREEMPTED_FILE
 from nemotron_core.execution import JobError, JobState, JobStatus
-from tasks.policy import ResumableJobError, resume_reason, retryable
+from pipeline.retry import ResumableJobError, resume_reason, retryable
 from tests.flows.helpers import REPO
 
 FAILED_1 = JobStatus(JobState.FAILED, exit_code=1, raw="exited")

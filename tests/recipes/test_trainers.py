@@ -120,7 +120,7 @@ def load_script(stage: str):
 # ---- the scripts' runspecs: what `nemotron nano3 pretrain|sft` runs -----------------------------
 @pytest.mark.parametrize("stage, name", [("pretrain", "nano3/pretrain"), ("sft", "nano3/sft")])
 def test_runspec_launches_with_torchrun(stage, name):
-    from nemotron_cli.nano3 import PRETRAIN, SFT
+    from pipeline.stages import PRETRAIN, SFT
     from nemotron_core.runspec import parse
 
     spec = parse(TRAIN[stage])

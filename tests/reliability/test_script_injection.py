@@ -27,7 +27,8 @@ import pytest
 import typer
 
 from nemotron_cli.app import main
-from nemotron_cli.recipe_typer import RecipeMeta, RecipeTyper
+from nemotron_cli.recipe_typer import RecipeTyper
+from pipeline.stages import Stage
 
 from tests.execution.conftest import JOB_RECIPE, SLURM_BASE, slurm_profile
 
@@ -122,7 +123,7 @@ def cli(tmp_path, monkeypatch):
     work.mkdir()
     monkeypatch.chdir(work)
     (work / "pyproject.toml").write_text("")
-    meta = RecipeMeta("test/job", JOB_RECIPE, 0)
+    meta = Stage("test/job", JOB_RECIPE)
     app = RecipeTyper(name="t")
 
     @app.recipe(meta, name="job", panel="Test", help="The execution test job.")
