@@ -82,8 +82,10 @@ def load_checked(argv: list[str], *, script: Path, schema: dict, check) -> dict:
 def _shared_view(cfg: dict) -> dict:
     """The config as the pretrain/SFT checker sees it: the sections RL shares, same keys."""
     t, e = cfg["train"], cfg["eval"]
+    # GRPO adds no router load-balancing loss and has one learner process: no parallel layout to check.
     return {**cfg, "train": {"micro_batch_size": t["micro_batch_size"], "global_batch_size": t["micro_batch_size"],
-                             "max_steps": t["max_steps"], "grad_clip": t["grad_clip"]},
+                             "max_steps": t["max_steps"], "grad_clip": t["grad_clip"], "moe_aux_loss_coef": 0.0},
+            "parallelism": base.COMMON["parallelism"],
             "eval": {"interval": e["interval"], "batches": 1}}
 
 
