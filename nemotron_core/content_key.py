@@ -18,12 +18,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 #: Config keys that do not change what a stage computes.
 VOLATILE_KEYS = ("output_dir", "resume")
+
+# One ast.parse at a time in this process. CPython 3.11 keeps the AST converter's recursion depth
+# per interpreter, not per thread: two threads parsing at once (a thread switch inside the
+# converter, e.g. when a garbage collection runs a finalizer) can fail with "SystemError: AST
+# constructor recursion depth mismatch". Prefect computes the cache keys of concurrent stage tasks
+# in threads of one process (the three evals of a cached nano3-full rerun start together), and a
+# key that raises is no key: Prefect stores no result and the next run misses its cache.
+_AST_LOCK = threading.Lock()
 
 
 def _hash_files(h, root: Path, files: list[Path]) -> None:
@@ -46,7 +55,9 @@ def _imports(path: Path, root: Path, top: str) -> set[Path]:
     import ast
 
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+        source = path.read_text(encoding="utf-8")
+        with _AST_LOCK:  # see _AST_LOCK
+            tree = ast.parse(source)
     except (SyntaxError, UnicodeDecodeError):
         return set()
     package = ".".join(path.relative_to(root).with_suffix("").parts)
