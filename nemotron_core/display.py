@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nemotron_core.launch import Plan
 from nemotron_core.secrets import is_secret_name, redact
 
 
@@ -26,7 +27,7 @@ def display_job_config(job_config, *, title: str = "train config (resolved)") ->
                            title=title, title_align="left", border_style="dim"))
 
 
-def display_plan(plan, *, job_dir: Path, mode: str, profile_name: str, artifacts: dict, sbatch: str | None = None,
+def display_plan(plan: Plan, *, job_dir: Path, mode: str, profile_name: str, artifacts: dict, sbatch: str | None = None,
                  dry_run: bool = False) -> None:
     from rich.panel import Panel
     from rich.table import Table

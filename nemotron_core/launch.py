@@ -14,9 +14,13 @@ import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from nemotron_core.errors import ProfileError
+
+if TYPE_CHECKING:
+    from nemotron_core.profiles import Profile
+    from nemotron_core.runspec import Runspec
 
 
 @dataclass(frozen=True)
@@ -48,13 +52,14 @@ def local_gpu_count() -> int:
     return count
 
 
-def _int(profile, key: str, value: Any) -> int:
+def _int(profile: Profile, key: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ProfileError(f"profile '{profile.name}': {key} = {value!r} must be a non-negative integer")
     return value
 
 
-def resources(spec, profile, nodes: int | None = None, gpus_per_node: int | None = None) -> tuple[int, int]:
+def resources(spec: Runspec, profile: Profile | None, nodes: int | None = None,
+              gpus_per_node: int | None = None) -> tuple[int, int]:
     """(nodes, gpus_per_node): runspec, then profile, then CLI."""
     n, g = spec.resources.nodes, spec.resources.gpus_per_node
     if profile is not None:
@@ -63,7 +68,8 @@ def resources(spec, profile, nodes: int | None = None, gpus_per_node: int | None
     return (nodes if nodes is not None else n), (gpus_per_node if gpus_per_node is not None else g)
 
 
-def script_command(spec, config_path: str, *, python: str | None = None, passthrough=()) -> list[str]:
+def script_command(spec: Runspec, config_path: str, *, python: str | None = None,
+                   passthrough: Sequence[str] = ()) -> list[str]:
     """The runspec's `cmd` template filled in, or `python SCRIPT --config CONFIG`.
 
     The template is code by design (the recipe author wrote it as a shell line); the paths
@@ -79,7 +85,8 @@ def script_command(spec, config_path: str, *, python: str | None = None, passthr
     return [*words, *passthrough]
 
 
-def plan_job(spec, profile, train_path: Path, *, passthrough=(), nodes: int | None = None,
+def plan_job(spec: Runspec, profile: Profile | None, train_path: Path, *, passthrough: Sequence[str] = (),
+             nodes: int | None = None,
              gpus_per_node: int | None = None) -> Plan:
     executor = profile.executor if profile is not None else "local"
     n, g = resources(spec, profile, nodes, gpus_per_node)
@@ -93,7 +100,8 @@ def plan_job(spec, profile, train_path: Path, *, passthrough=(), nodes: int | No
                          f"running {nproc} process(es) (profile nproc_per_node)")
             g = available
         n = 1
-    else:
+    else:  # slurm and the others: executor != "local" means a profile
+        assert profile is not None
         nproc = g or _int(profile, "nproc_per_node", profile.get("nproc_per_node", 1))
     python = sys.executable
     if spec.run.launch == "torchrun" and not spec.run.cmd:

@@ -26,6 +26,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from nemotron_core.errors import ConfigError, NemotronError, find_cause
+from nemotron_core.profiles import Profile
+from nemotron_core.runspec import Runspec
 from nemotron_core.secrets import secret_env_names, secret_values
 
 MODES = ("local", "run", "batch")
@@ -92,7 +94,7 @@ def resolve_train_config(train: DictConfig, *, remote: bool = False, secret_name
     return plain, res
 
 
-def build_job_config(train: DictConfig, *, spec, mode: str = "local", profile=None,
+def build_job_config(train: DictConfig, *, spec: Runspec, mode: str = "local", profile: Profile | None = None,
                      argv: Sequence[str] = (), dotlist: Sequence[str] = (), passthrough: Sequence[str] = (),
                      config_name: str | None = None, remote: bool | None = None) -> DictConfig:
     """The train config, resolved, plus the `run` provenance section."""
@@ -104,7 +106,7 @@ def build_job_config(train: DictConfig, *, spec, mode: str = "local", profile=No
         raise ConfigError("a recipe config must not have a top-level 'run' key: it is reserved for job provenance")
     if remote is None:  # only a container sees another filesystem: ${auto_mount:} mounts there, else the host path
         remote = mode != "local" and bool(profile is not None and profile.get("container_image"))
-    declared = tuple(profile.secret_names()) if hasattr(profile, "secret_names") else ()
+    declared = tuple(profile.secret_names()) if profile is not None else ()
     plain, res = resolve_train_config(train, remote=remote, secret_names=declared)
     script = Path(spec.script_path)
     run = {

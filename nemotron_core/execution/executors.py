@@ -44,13 +44,14 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from nemotron_core.compat import nemo_run
 from nemotron_core.errors import ProfileError
-from nemotron_core.execution.options import Executor, JobOptions, JobPaths, attach, job_options, job_paths
+from nemotron_core.execution.docker_profile import docker_executor
+from nemotron_core.execution.options import (Executor, ExecutorFactory, JobOptions, JobPaths, RayClusterExecutor,
+                                             attach, job_options, job_paths)
 from nemotron_core.execution.profile_keys import get_startup_commands, image as profile_image, int_key
 from nemotron_core.execution.profile_keys import mounts as profile_mounts, remote_cluster
 from nemotron_core.execution.shellsafe import check_env, check_value
@@ -61,18 +62,9 @@ from nemotron_core.runspec import Runspec
 from nemotron_core.secrets import is_secret_name
 
 # Names other modules import from here (the options moved to options.py, profile readers to profile_keys.py).
-__all__ = ["Executor", "JobOptions", "JobPaths", "RayClusterExecutor", "SBATCH_KEYS", "build_env_vars",
+__all__ = ["FACTORIES", "Executor", "ExecutorFactory", "JobOptions", "JobPaths", "RayClusterExecutor", "SBATCH_KEYS",
+           "build_env_vars",
            "create_executor", "get_startup_commands", "job_options", "job_paths", "nemo_run", "with_plan_env"]
-
-
-@dataclass
-class RayClusterExecutor:
-    """A running Ray cluster reached through its job-submission (dashboard) address."""
-
-    address: str
-    env_vars: dict[str, str] = field(default_factory=dict)
-    entrypoint_num_cpus: float | None = None
-    nemotron: JobOptions = field(default_factory=JobOptions)
 
 
 # --------------------------------------------------------------------------- profile helpers
@@ -166,16 +158,10 @@ def create_executor(profile: Profile | None, spec: Runspec, *, nodes: int | None
         return RayClusterExecutor(address=address, env_vars=env, entrypoint_num_cpus=profile.get("entrypoint_num_cpus"),
                                   nemotron=JobOptions(**base))
 
-    if kind == "docker":
-        from nemotron_core.execution.docker_profile import docker_executor
-
-        return docker_executor(profile, spec, env=env, base=base, nodes=nodes, gpus_per_node=gpus_per_node,
-                               mounts=mounts, job_config=job_config)
-
-    if kind in ("dgxcloud", "lepton", "skypilot"):  # rendered by --dry-run; see cloud_profile.py
-        from nemotron_core.execution.cloud_profile import cloud_executor
-
-        return cloud_executor(profile, spec, env=env, base=base, nodes=nodes, gpus_per_node=gpus_per_node)
+    factory = FACTORIES.get(kind)
+    if factory is not None:
+        return factory(profile, spec, env=env, base=base, nodes=nodes, gpus_per_node=gpus_per_node, mounts=mounts,
+                       job_config=job_config)
 
     if kind != "slurm":
         raise ProfileError(f"profile '{profile.name}': executor = '{kind}' is not supported by the execution layer "
@@ -233,6 +219,22 @@ def create_executor(profile: Profile | None, spec: Runspec, *, nodes: int | None
                                   slurm_conf=str(slurm_conf) if slurm_conf else None,
                                   ray_port=int_key(profile, "ray_port", None), ssh=ssh))
 
+
+def _cloud_executor(profile: Profile, spec: Runspec, *, env: dict[str, str], base: dict[str, Any],
+                    nodes: int | None, gpus_per_node: int | None, mounts: Iterable[str], job_config: Any) -> Executor:
+    """dgxcloud / lepton / skypilot: rendered by --dry-run (cloud_profile.py reads its own mounts keys)."""
+    from nemotron_core.execution.cloud_profile import cloud_executor
+
+    return cloud_executor(profile, spec, env=env, base=base, nodes=nodes, gpus_per_node=gpus_per_node)
+
+
+# Profile kinds whose executor is built outside this module (local, ray and slurm are built above).
+FACTORIES: dict[str, ExecutorFactory] = {
+    "docker": docker_executor,
+    "dgxcloud": _cloud_executor,
+    "lepton": _cloud_executor,
+    "skypilot": _cloud_executor,
+}
 
 SBATCH_KEYS = ("account", "partition", "time", "mem", "qos", "gres", "constraint", "container_image")
 

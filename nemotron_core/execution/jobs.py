@@ -34,9 +34,11 @@ from nemotron_core.errors import NemotronError
 from nemotron_core.execution.backends import (Backend, RemoteFiles, Requeueable, Retaggable, StreamedLogs, backend,
                                                backend_kind)
 from nemotron_core.execution.logs import LogFollower
+from nemotron_core.execution.options import Executor
 from nemotron_core.execution.refs import JobRef, key_lock, refs_for_key
 from nemotron_core.execution.secrets_file import collect_secrets, write_secrets_file
 from nemotron_core.execution.states import JobError, JobState, JobStatus
+from nemotron_core.launch import Plan
 
 REUSABLE = (JobState.PENDING, JobState.RUNNING, JobState.COMPLETED)
 class Job:
@@ -179,7 +181,8 @@ class Job:
 
     def log_hint(self) -> str:
         files = self.log_files()
-        return ", ".join(files) if files else (f"`ray job logs {self.ref.id}`" if isinstance(self._backend, StreamedLogs)
+        streamed = isinstance(self._backend, StreamedLogs)
+        return ", ".join(files) if files else (f"`ray job logs {self.ref.id}`" if streamed
                                                else str(self.job_dir))
 
     def describe(self) -> str:
@@ -217,7 +220,8 @@ def find_job(content_key: str, *, include_failed: bool = False) -> Job | None:
     return None
 
 
-def submit(executor, plan, *, job_dir: str | Path, content_key: str | None = None, flow_run_id: str | None = None,
+def submit(executor: Executor, plan: Plan, *, job_dir: str | Path, content_key: str | None = None,
+           flow_run_id: str | None = None,
            secrets: dict[str, str] | None = None, reuse: bool = True) -> Job:
     """Run `plan` through `executor`; return its `Job` once the backend has it.
 

@@ -17,7 +17,9 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import IO
 
+from nemotron_core.launch import Plan
 from nemotron_core.paths import state_env
 
 
@@ -30,7 +32,7 @@ def job_environment(plan_env: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def execute_local(plan, job_dir: Path, *, echo=None) -> int:
+def execute_local(plan: Plan, job_dir: Path, *, echo: IO[str] | None = None) -> int:
     """Run `plan.command` in `job_dir`; return its exit code (128+N when killed by signal N)."""
     echo = echo or sys.stdout
     job_dir = Path(job_dir)

@@ -10,11 +10,15 @@ backends and the Slurm modules can all read job options and paths without import
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Iterable, Protocol, TypeVar
 
 from nemotron_core.paths import PACKAGE_ROOT
+
+if TYPE_CHECKING:
+    from nemotron_core.profiles import Profile
+    from nemotron_core.runspec import Runspec
 
 
 class Executor(Protocol):
@@ -24,9 +28,23 @@ class Executor(Protocol):
     env_vars: dict[str, str]
 
 
-# nemo-run's SlurmExecutor: an untyped dataclass whose fields (tunnel, container_image, packager,
-# setup_lines, ...) the Slurm modules read; named so signatures say which executor they take.
+# nemo-run's executors: untyped dataclasses (Any to the type checker) whose fields the backends
+# read (SlurmExecutor: tunnel, container_image, packager, setup_lines...; DockerExecutor: num_gpus,
+# volumes, ulimits...); named so signatures say which executor they take.
 SlurmExecutor = Any
+DockerExecutor = Any
+
+
+class ExecutorFactory(Protocol):
+    """Builds the executor of one profile kind (executors.FACTORIES: docker, dgxcloud, lepton, skypilot).
+
+    create_executor has already checked the plain env (`env`: no secret, values are data) and
+    gathered `base`, the JobOptions fields every kind shares (profile, launch, secret_names, startup);
+    the factory reads its own profile keys, refuses bad ones in one line, and attaches JobOptions."""
+
+    def __call__(self, profile: Profile, spec: Runspec, *, env: dict[str, str], base: dict[str, Any],
+                 nodes: int | None, gpus_per_node: int | None, mounts: Iterable[str],
+                 job_config: Any) -> Executor: ...
 
 
 @dataclass(frozen=True)
@@ -44,6 +62,16 @@ class JobOptions:
     ray_port: int | None = None  # Slurm, Ray on several nodes without containers: the head's GCS port
     docker_host: str | None = None  # docker: the daemon (DOCKER_HOST), kept in the JobRef for re-attach
     ssh: dict[str, Any] | None = None  # SSH tunnel: how to reach the login node again (ssh.ssh_cluster)
+
+
+@dataclass
+class RayClusterExecutor:
+    """A running Ray cluster reached through its job-submission (dashboard) address."""
+
+    address: str
+    env_vars: dict[str, str] = field(default_factory=dict)
+    entrypoint_num_cpus: float | None = None
+    nemotron: JobOptions = field(default_factory=JobOptions)
 
 
 def job_options(executor: object) -> JobOptions:

@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING
 from nemotron_core.compat import nemo_run
 from nemotron_core.errors import ProfileError, did_you_mean, one_of
 from nemotron_core.paths import PACKAGE_ROOT
+from nemotron_core.profiles import Profile
+from nemotron_core.runspec import Runspec
 
 _run = nemo_run()
 if TYPE_CHECKING:
@@ -187,7 +189,7 @@ class CodePackager(Packager):
         return str(write_tar(self.files(), Path(self.root).resolve(), Path(job_dir) / f"{name}.tar.gz"))
 
 
-def choose_packager(profile, spec):
+def choose_packager(profile: Profile | None, spec: Runspec) -> Packager:
     """The packager the profile asks for, else the runspec's default (see module doc)."""
     choice = profile.get("packager") if profile is not None else None
     if choice is None:
@@ -202,7 +204,8 @@ def choose_packager(profile, spec):
         return _run.GitArchivePackager(basepath=str(PACKAGE_ROOT))
     if choice == "none":
         return Packager()
-    raise ProfileError(f"profile '{profile.name}': packager = {choice!r} is not one of {one_of(PACKAGERS)}"
+    name = profile.name if profile else "local"
+    raise ProfileError(f"profile '{name}': packager = {choice!r} is not one of {one_of(PACKAGERS)}"
                        f"{did_you_mean(choice, PACKAGERS)}")
 
 

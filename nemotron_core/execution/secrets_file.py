@@ -23,13 +23,14 @@ import shlex
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from nemotron_core.profiles import Profile
 from nemotron_core.secrets import secret_env_names
 
 SECRETS_FILE = "secrets.env"
 _NAME_OK = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 
 
-def secret_names(profile=None, environ: Mapping[str, str] | None = None) -> list[str]:
+def secret_names(profile: Profile | None = None, environ: Mapping[str, str] | None = None) -> list[str]:
     """Names of the variables that are secrets for this profile, in a stable order."""
     environ = os.environ if environ is None else environ
     names = secret_env_names(environ)  # named like a secret, or declared by the env.toml ([wandb] api_key_env...)
@@ -41,7 +42,7 @@ def secret_names(profile=None, environ: Mapping[str, str] | None = None) -> list
     return sorted(n for n in names if n and set(n) <= _NAME_OK and not n[0].isdigit())
 
 
-def collect_secrets(profile=None, environ: Mapping[str, str] | None = None,
+def collect_secrets(profile: Profile | None = None, environ: Mapping[str, str] | None = None,
                     extra_names: Iterable[str] = ()) -> dict[str, str]:
     """{name: value} for the secret variables that are set (empty values are skipped)."""
     environ = os.environ if environ is None else environ

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from nemotron_core.errors import NemotronError, ProfileError
 from nemotron_core.paths import state_dir
+from nemotron_core.profiles import Profile
 
 MISSING_ENROOT_RC = 127
 _MISSING = "nemotron-squash: enroot not found"
@@ -51,7 +52,7 @@ def squash_name(image: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "+", ref).strip("+") + ".sqsh"
 
 
-def squash_dir(profile) -> str:
+def squash_dir(profile: Profile) -> str:
     if profile.get("squash_dir"):
         return str(profile.get("squash_dir")).rstrip("/")
     if profile.get("tunnel", "local") == "ssh":
@@ -61,7 +62,7 @@ def squash_dir(profile) -> str:
     return str(state_dir() / "images")
 
 
-def plan_squash(profile, image: str) -> SquashPlan:
+def plan_squash(profile: Profile | None, image: str) -> SquashPlan:
     if profile is None or profile.executor != "slurm":
         name = getattr(profile, "name", "local")
         raise ProfileError(f"squashing needs a Slurm profile (executor = \"slurm\"); '{name}' is "
@@ -90,7 +91,7 @@ def plan_squash(profile, image: str) -> SquashPlan:
     return SquashPlan(image=image, path=path, check=["test", "-f", path], srun=[*args, "bash", "-c", body])
 
 
-def ensure_squashed_image(profile, image: str, *, force: bool = False, dry_run: bool = False,
+def ensure_squashed_image(profile: Profile, image: str, *, force: bool = False, dry_run: bool = False,
                           echo=print) -> str:
     """The path of IMAGE's squash file on the profile's cluster, importing it first when missing."""
     from nemotron_core.execution.backends.slurm_shell import SlurmShell

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from nemotron_core.errors import NemotronError
+from nemotron_core.profiles import Profile
 
 DEFAULT_CONNECT_TIMEOUT = 20
 DEFAULT_REMOTE_JOB_DIR = "~/.nemotron/jobs"  # on the login node; `~` is its $HOME
@@ -34,7 +35,7 @@ class SSHError(NemotronError):
     """The login node could not be reached (or the connection was lost)."""
 
 
-def ssh_cluster(profile) -> dict[str, Any]:
+def ssh_cluster(profile: Profile) -> dict[str, Any]:
     """How to reach the profile's login node: plain values, saved in jobref.json for a later process."""
     from nemotron_core.errors import ProfileError
 

@@ -33,10 +33,11 @@ from pathlib import Path
 
 from nemotron_core.errors import NemotronError, ProfileError
 from nemotron_core.execution.backends.wrapper import CANCEL_FILE, EXIT_FILE, read_exit_code, write_launch_script
-from nemotron_core.execution.options import job_options
+from nemotron_core.execution.options import DockerExecutor, job_options
 from nemotron_core.execution.refs import JobRef, key_digest
 from nemotron_core.execution.secrets_file import scrubbed_environ
 from nemotron_core.execution.states import JobState, JobStatus
+from nemotron_core.launch import Plan
 from nemotron_core.paths import state_dir
 
 NAME_PREFIX = "nemotron-"
@@ -81,7 +82,7 @@ def container_name(ref: JobRef) -> str:
     return NAME_PREFIX + ref.tag
 
 
-def job_command(executor, plan) -> list[str]:
+def job_command(executor: DockerExecutor, plan: Plan) -> list[str]:
     """plan.command with this machine's interpreter (and torchrun) replaced by the profile's `python`."""
     python = job_options(executor).python
     torchrun = str(Path(sys.executable).with_name("torchrun"))
@@ -99,7 +100,7 @@ def _bind(src: str, what: str) -> str:
     return f"{src}:{src}"
 
 
-def run_args(executor, ref: JobRef, launch: Path, log: Path) -> list[str]:
+def run_args(executor: DockerExecutor, ref: JobRef, launch: Path, log: Path) -> list[str]:
     """The `docker run` arguments for the job (every value an argv word, never shell text)."""
     from nemotron_core.execution.owner import current_user, server_identity
 
@@ -139,7 +140,7 @@ def run_args(executor, ref: JobRef, launch: Path, log: Path) -> list[str]:
 class DockerBackend:
     name = "docker"
 
-    def submit(self, executor, plan, ref: JobRef, secrets_path: Path | None) -> JobRef:
+    def submit(self, executor: DockerExecutor, plan: Plan, ref: JobRef, secrets_path: Path | None) -> JobRef:
         opts = job_options(executor)
         job_dir = Path(ref.job_dir)
         launch = write_launch_script(job_dir, job_command(executor, plan), env=dict(executor.env_vars or {}),

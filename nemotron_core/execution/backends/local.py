@@ -25,10 +25,11 @@ import time
 from pathlib import Path
 
 from nemotron_core.errors import NemotronError
-from nemotron_core.execution.options import job_options
+from nemotron_core.execution.options import Executor, job_options
 from nemotron_core.execution.refs import JobRef
 from nemotron_core.execution.secrets_file import scrubbed_environ
 from nemotron_core.execution.states import JobState, JobStatus
+from nemotron_core.launch import Plan
 from nemotron_core.execution.backends.wrapper import (CANCEL_FILE, PID_FILE, read_exit_code,
                                                       write_launch_script)
 from nemotron_core.paths import state_env
@@ -68,7 +69,7 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
-def local_command(executor, plan) -> list[str]:
+def local_command(executor: Executor, plan: Plan) -> list[str]:
     """plan.command, with torchrun's --nproc-per-node taken from the LocalExecutor."""
     command = list(plan.command)
     nproc = getattr(executor, "ntasks_per_node", None)
@@ -80,7 +81,7 @@ def local_command(executor, plan) -> list[str]:
 class LocalBackend:
     name = "local"
 
-    def submit(self, executor, plan, ref: JobRef, secrets_path: Path | None) -> JobRef:
+    def submit(self, executor: Executor, plan: Plan, ref: JobRef, secrets_path: Path | None) -> JobRef:
         job_dir = Path(ref.job_dir)
         opts = job_options(executor)
         env = dict(getattr(executor, "env_vars", {}) or {})

@@ -26,9 +26,10 @@ import time
 from pathlib import Path
 
 from nemotron_core.errors import NemotronError
-from nemotron_core.execution.options import job_options
+from nemotron_core.execution.options import RayClusterExecutor, job_options
 from nemotron_core.execution.refs import JobRef
 from nemotron_core.execution.states import JobState, JobStatus
+from nemotron_core.launch import Plan
 from nemotron_core.execution.backends.wrapper import write_launch_script
 
 _RAY_STATES = {"PENDING": JobState.PENDING, "RUNNING": JobState.RUNNING, "SUCCEEDED": JobState.COMPLETED,
@@ -71,7 +72,7 @@ class RayBackend:
     name = "ray"
     queries = 0
 
-    def submit(self, executor, plan, ref: JobRef, secrets_path: Path | None) -> JobRef:
+    def submit(self, executor: RayClusterExecutor, plan: Plan, ref: JobRef, secrets_path: Path | None) -> JobRef:
         opts = job_options(executor)
         launch = write_launch_script(Path(ref.job_dir), list(plan.command), env=dict(executor.env_vars),
                                      startup=opts.startup, title=plan.recipe)
@@ -101,7 +102,8 @@ class RayBackend:
             jobs = {d.submission_id: _to_status(d) for d in client(address).list_jobs() if d.submission_id}
             with _LOCK:
                 _CACHE[address] = hit = (time.monotonic(), jobs)
-        return hit[1].get(ref.id or "", JobStatus(JobState.UNKNOWN, reason=f"the Ray head at {address} has no job {ref.id}"))
+        missing = JobStatus(JobState.UNKNOWN, reason=f"the Ray head at {address} has no job {ref.id}")
+        return hit[1].get(ref.id or "", missing)
 
     def cancel(self, ref: JobRef) -> None:
         try:

@@ -114,7 +114,8 @@ def _setup_lines(ex: SlurmExecutor, paths: JobPaths) -> list[str]:
     return [*source_lines(secrets, restore="-v"), *(ex.setup_lines.splitlines() if ex.setup_lines else [])]
 
 
-def render_sbatch(executor: SlurmExecutor, plan: Plan, paths: JobPaths, *, name: str, comment: str, ship_code: bool) -> str:
+def render_sbatch(executor: SlurmExecutor, plan: Plan, paths: JobPaths, *, name: str, comment: str,
+                  ship_code: bool) -> str:
     """The sbatch script for `plan` (sbatch_script.py: nemo-run's layout, values quoted); writes nothing."""
     from nemotron_core.execution.backends import sbatch_script
     from nemotron_core.execution.shellsafe import check_command
@@ -144,7 +145,8 @@ def render_sbatch(executor: SlurmExecutor, plan: Plan, paths: JobPaths, *, name:
                                 setup=_setup_lines(ex, paths), profile=profile)
 
 
-def render_ray_sbatch(executor: SlurmExecutor, plan: Plan, paths: JobPaths, *, name: str, comment: str, ship_code: bool) -> str:
+def render_ray_sbatch(executor: SlurmExecutor, plan: Plan, paths: JobPaths, *, name: str, comment: str,
+                      ship_code: bool) -> str:
     """The sbatch script of nemo-run's Slurm RayJob (head + workers, then the command on the head).
 
     Its template writes paths, image, mounts, account and partition unquoted in many places,
@@ -201,7 +203,8 @@ def render_ray_plain_sbatch(executor: SlurmExecutor, plan: Plan, paths: JobPaths
         raise SlurmError(f"{plan.recipe}: expected one srun line in nemo-run's sbatch script, found {len(at)}")
     srun = lines[at[0]].replace("srun ", 'srun --overlap --nodes=1 --ntasks=1 -w "$ray_head" ', 1)
     code_root = paths.code if ship_code else str(PACKAGE_ROOT)
-    return "".join([*lines[:at[0]], ray_slurm.cluster_lines(executor, paths, code_root=code_root), srun, *lines[at[0] + 1:]])
+    cluster = ray_slurm.cluster_lines(executor, paths, code_root=code_root)
+    return "".join([*lines[:at[0]], cluster, srun, *lines[at[0] + 1:]])
 
 
 def renderer(executor: SlurmExecutor, plan: Plan) -> Renderer:
@@ -221,7 +224,8 @@ def renderer(executor: SlurmExecutor, plan: Plan) -> Renderer:
     return render_sbatch
 
 
-def render_job_script(executor: SlurmExecutor, plan: Plan, job_dir: Path, *, ref_tag: str | None = None, flow_run_id: str | None = None,
+def render_job_script(executor: SlurmExecutor, plan: Plan, job_dir: Path, *, ref_tag: str | None = None,
+                      flow_run_id: str | None = None,
                       content_key: str | None = None) -> str:
     """What `--dry-run` shows for a Slurm profile: the exact sbatch text submit() would use."""
     from nemotron_core.execution.executors import with_plan_env

@@ -72,7 +72,8 @@ class SlurmShell:
         return env
 
     def preflight(self) -> None:
-        """Fail in one line, at once, where a Slurm client would hang or fail late (a missing SLURM_CONF makes every client hang 60 s; no sbatch on PATH fails late)."""
+        """Fail in one line, at once, where a Slurm client would hang or fail late: with a missing
+        SLURM_CONF every client hangs 60 s; without sbatch on PATH the submission fails late."""
         if self.kind != "local":
             return
         conf = self.cluster.get("slurm_conf")
