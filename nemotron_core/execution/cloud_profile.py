@@ -97,7 +97,8 @@ def _pvcs(profile, run_dir: str) -> list[dict[str, Any]]:
 
 def dgxcloud_executor(profile, spec, *, env: dict[str, str], base: dict[str, Any], nodes: int | None,
                       gpus_per_node: int | None):
-    from nemotron_core.execution.executors import JobOptions, nemo_run
+    from nemotron_core.compat import nemo_run
+    from nemotron_core.execution.options import JobOptions
     from nemotron_core.launch import resources
 
     base_url = _required(profile, "base_url", "\"https://HOST/api/v1\" (the DGX Cloud API)")
@@ -129,7 +130,8 @@ def _lepton_mount(profile, text: object, source: str) -> dict[str, str]:
 
 def lepton_executor(profile, spec, *, env: dict[str, str], base: dict[str, Any], nodes: int | None,
                     gpus_per_node: int | None):
-    from nemotron_core.execution.executors import JobOptions, nemo_run
+    from nemotron_core.compat import nemo_run
+    from nemotron_core.execution.options import JobOptions
     from nemotron_core.launch import resources
 
     workspace = _required(profile, "workspace", "\"WORKSPACE_ID\" (its token comes from $LEPTON_WORKSPACE_TOKEN)")

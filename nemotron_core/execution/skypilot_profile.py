@@ -33,8 +33,8 @@ def _text(profile, key: str) -> str | None:
 
 def skypilot_executor(profile, spec, *, env: dict[str, str], base: dict[str, Any], nodes: int | None,
                       gpus_per_node: int | None):
-    from nemotron_core.execution.cloud_profile import _attach
-    from nemotron_core.execution.executors import JobOptions, nemo_run
+    from nemotron_core.compat import nemo_run
+    from nemotron_core.execution.options import JobOptions, attach as _attach
     from nemotron_core.launch import resources
 
     run = nemo_run()
@@ -72,7 +72,7 @@ def render_task(executor, plan, job_dir) -> str:
 
     from sky.task import Task
 
-    from nemotron_core.execution.backends.cloud_render import job_command
+    from nemotron_core.execution.backends.cloud_command import job_command
     try:
         from sky.utils import yaml_utils
     except ImportError:  # SkyPilot < 0.10.3

@@ -21,7 +21,7 @@ class CloudBackend:
     kind = "dgxcloud"
 
     def submit(self, executor, plan, ref: JobRef, secrets_path: Path | None) -> JobRef:
-        from nemotron_core.execution.executors import job_options
+        from nemotron_core.execution.options import job_options
 
         opts = job_options(executor)
         names = tuple(getattr(executor, "cloud_credentials", ()))
@@ -68,7 +68,7 @@ class LeptonBackend(CloudBackend):
     kind = "lepton"
 
     def _reach(self, executor, profile: str, names) -> None:
-        from nemotron_core.execution.executors import nemo_run
+        from nemotron_core.compat import nemo_run
 
         nemo_run()  # the leptonai import alias
         from leptonai.api.v2.client import APIClient

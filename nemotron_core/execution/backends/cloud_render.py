@@ -15,13 +15,12 @@ from __future__ import annotations
 import copy
 import json
 import shlex
-import sys
 import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from nemotron_core.paths import PACKAGE_ROOT
+from nemotron_core.execution.backends.cloud_command import job_command
 
 _PATCH = threading.Lock()  # one capture at a time: the swapped name is module-global
 
@@ -34,26 +33,6 @@ def remote_job_dir(root: str, job_dir: str | Path) -> str:
     """The job dir on the cloud's shared storage (same layout as under the state folder)."""
     job_dir = Path(job_dir)
     return f"{root.rstrip('/')}/{job_dir.parent.name}/{job_dir.name}"
-
-
-def job_command(executor, plan, job_dir: str | Path, remote_dir: str) -> list[str]:
-    """plan.command as the job runs it: the image's python, code under /nemo_run/code, the job dir remote."""
-    from nemotron_core.execution.executors import job_options
-
-    python = job_options(executor).python
-    torchrun = str(Path(sys.executable).with_name("torchrun"))
-    code, local_dir = str(PACKAGE_ROOT), str(Path(job_dir).resolve())
-    out = []
-    for word in plan.command:
-        if word == sys.executable:
-            word = python
-        elif word == torchrun:
-            word = "torchrun"
-        word = word.replace(local_dir, remote_dir)
-        if word == code or word.startswith(code + "/"):
-            word = "/nemo_run/code" + word[len(code):]
-        out.append(word)
-    return out
 
 
 def _launch_script(executor, plan, job_dir, remote_dir: str) -> str:
@@ -127,7 +106,7 @@ def render_lepton(executor, plan, job_dir) -> tuple[dict[str, Any], str]:
 
 def render_request(executor, plan, job_dir) -> str:
     """The dry-run text: the request nemo-run would send, the credentials' names, the launch script."""
-    from nemotron_core.execution.executors import job_options
+    from nemotron_core.execution.options import job_options
 
     kind = type(executor).__name__
     opts = job_options(executor)
