@@ -35,7 +35,7 @@ VOLATILE_KEYS = ("output_dir", "resume")
 _AST_LOCK = threading.Lock()
 
 
-def _hash_files(h, root: Path, files: list[Path]) -> None:
+def _hash_files(h: Any, root: Path, files: list[Path]) -> None:
     for path in sorted(files):
         h.update(str(path.relative_to(root)).encode() + b"\0")
         h.update(hashlib.sha256(path.read_bytes()).digest())

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from nemotron_core.launch import Plan
 from nemotron_core.secrets import is_secret_name, redact
 
 
-def _console():
+def _console() -> Any:
     from rich.console import Console
 
     return Console(soft_wrap=True)
 
 
-def display_job_config(job_config, *, title: str = "train config (resolved)") -> None:
+def display_job_config(job_config: Any, *, title: str = "train config (resolved)") -> None:
     from omegaconf import OmegaConf
     from rich.panel import Panel
     from rich.syntax import Syntax

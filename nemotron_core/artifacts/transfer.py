@@ -22,7 +22,7 @@ import shutil
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from nemotron_core.errors import ArtifactError
 
@@ -48,7 +48,7 @@ class SourceTree:
         assert self.local is not None
         return self.real.get(rel) or (self.local if self.single_file else self.local / rel)
 
-    def open(self, rel: str):
+    def open(self, rel: str) -> BinaryIO:
         if self.local is not None:
             # O_NOFOLLOW: a file swapped for a link after the listing is refused, never followed
             fd = os.open(self._local_file(rel), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)

@@ -9,6 +9,8 @@ Imports are lazy (PEP 562) so that `import nemotron_core.config` costs nothing u
 
 from __future__ import annotations
 
+from typing import Any
+
 _EXPORTS = {
     "parse_config": "nemotron_core.config.loader",
     "load_yaml": "nemotron_core.config.loader",
@@ -24,7 +26,7 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         import importlib
 

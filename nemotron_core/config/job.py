@@ -50,7 +50,8 @@ def git_info(path: Path) -> dict[str, Any]:
     return {"commit": commit, "dirty": bool(dirty) if dirty is not None else None}
 
 
-def resolve_train_config(train: DictConfig, *, remote: bool = False, secret_names: Iterable[str] = ()):
+def resolve_train_config(train: DictConfig, *, remote: bool = False,
+                         secret_names: Iterable[str] = ()) -> tuple[Any, Any]:
     """Resolve all interpolations, except those that read a secret.
 
     Kept unresolved (as written), for the job to resolve from its environment:

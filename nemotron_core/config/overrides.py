@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -20,7 +21,7 @@ from nemotron_core.errors import ConfigError
 _KEY = re.compile(r"^[A-Za-z_][\w-]*(\.[\w-]+)*$")
 
 
-def all_keys(cfg, prefix: str = "") -> list[str]:
+def all_keys(cfg: Any, prefix: str = "") -> list[str]:
     """Every dotted key in the config (leaves and inner nodes)."""
     keys: list[str] = []
     items: Iterable = cfg.items_ex(resolve=False) if isinstance(cfg, DictConfig) else enumerate(cfg)
@@ -33,7 +34,7 @@ def all_keys(cfg, prefix: str = "") -> list[str]:
     return keys
 
 
-def _near(key: str, cfg) -> str:
+def _near(key: str, cfg: Any) -> str:
     keys = all_keys(cfg)
     close = difflib.get_close_matches(key, keys, n=3, cutoff=0.5)
     if not close:  # fall back to siblings of the deepest existing parent
@@ -43,7 +44,7 @@ def _near(key: str, cfg) -> str:
     return f"; near keys: {', '.join(close)}" if close else ""
 
 
-def _exists(cfg, key: str) -> bool:
+def _exists(cfg: Any, key: str) -> bool:
     node = cfg
     for part in key.split("."):
         if isinstance(node, DictConfig):
@@ -59,7 +60,7 @@ def _exists(cfg, key: str) -> bool:
     return True
 
 
-def _parse_value(text: str, item: str, source: str):
+def _parse_value(text: str, item: str, source: str) -> Any:
     """The override's value as YAML, through the same bounded loader as config files."""
     import yaml
 

@@ -28,7 +28,7 @@ import posixpath
 import secrets as _random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 from omegaconf import OmegaConf
 
@@ -75,7 +75,7 @@ def holds_secret_marker(value: Any) -> bool:
 
 
 @contextlib.contextmanager
-def resolution_scope(remote: bool = False, secret_names=frozenset()):
+def resolution_scope(remote: bool = False, secret_names: Iterable[str] = frozenset()) -> Iterator[Any]:
     """Collect pinned artifact versions and mounts while resolving one config."""
     register_resolvers()
     res = Resolution(remote=remote, secret_names=frozenset(secret_names))

@@ -15,7 +15,7 @@ environment (the 0600 secrets.env). Used by job.resolve_train_config:
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable
 
 from nemotron_core.errors import ConfigError
 from nemotron_core.secrets import REDACTED, is_secret_key
@@ -82,7 +82,7 @@ def keep_secret_reads(raw: Any, plain: Any, path: str, at: tuple, kept: dict[tup
     return plain
 
 
-def _contains(node: Any, pred) -> bool:
+def _contains(node: Any, pred: Callable[[Any], bool]) -> bool:
     if isinstance(node, dict):
         return any(_contains(v, pred) for v in node.values())
     if isinstance(node, list):

@@ -7,6 +7,8 @@ minutes (alias bombs) or ending in a RecursionError (deep nesting).
 
 from __future__ import annotations
 
+from typing import Any
+
 from nemotron_core.errors import ConfigError
 
 _LOADER = None
@@ -28,7 +30,7 @@ class YamlBoundsError(ValueError):
     """A YAML document exceeds MAX_YAML_DEPTH / MAX_YAML_NODES or aliases itself."""
 
 
-def expanded_size(root, limit: int = MAX_YAML_NODES, alias_limit: int = MAX_ALIAS_NODES) -> int:
+def expanded_size(root: Any, limit: int = MAX_YAML_NODES, alias_limit: int = MAX_ALIAS_NODES) -> int:
     """Nodes of the tree the composed graph stands for once aliases are expanded.
 
     Aliases make the composed graph a DAG (or a cycle): sizes are memoized per node so
@@ -75,7 +77,7 @@ def expanded_size(root, limit: int = MAX_YAML_NODES, alias_limit: int = MAX_ALIA
     return sizes[id(root)]
 
 
-def yaml_loader():
+def yaml_loader() -> type:
     """A bounded SafeLoader that also reads `1e-3` / `5E+2` as floats (YAML 1.1 would say string).
 
     Bounded: nesting deeper than MAX_YAML_DEPTH, or a document whose aliases expand to more
@@ -91,7 +93,7 @@ def yaml_loader():
         class Loader(yaml.SafeLoader):
             _depth = 0
 
-            def compose_node(self, parent, index):
+            def compose_node(self, parent: Any, index: Any) -> Any:
                 # PyYAML composes recursively: bound the depth before Python's own limit is hit.
                 self._depth += 1
                 try:
@@ -102,7 +104,7 @@ def yaml_loader():
                 finally:
                     self._depth -= 1
 
-            def get_single_node(self):
+            def get_single_node(self) -> Any:
                 node = super().get_single_node()
                 if node is not None:
                     expanded_size(node)
@@ -125,7 +127,7 @@ def check_yaml_size(text: str) -> None:
                               f"a config is a few KiB, keep data in files it points to")
 
 
-def load_yaml_text(text: str, where: str):
+def load_yaml_text(text: str, where: str) -> Any:
     """Parse one YAML document with the bounded loader; errors are ConfigErrors naming `where`."""
     import yaml
 

@@ -24,13 +24,16 @@ Modules (one job each):
     sweeper.py        list and cancel the jobs of a (dead) flow run
     tracking.py       track_slurm_jobs: wait on thousands of Slurm jobs/array tasks, one squeue per poll
     ssh.py            the login node's SSH connection (host keys checked, one-line errors)
-    backends/         local (process group), docker, ray (job API), slurm (slurm.py backend;
+    backends/         the Backend protocol and the registry (__init__.py); local (process group),
+                      docker, ray (job API), cloud (dgxcloud/lepton), slurm (slurm.py backend;
                       slurm_tags, slurm_shell, slurm_render + sbatch_script + ray_slurm, slurm_poll)
 
 Importing this package is cheap: nemo-run, Ray and torch load only when a function needs them.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from nemotron_core.execution.executors import RayClusterExecutor, build_env_vars, create_executor
 from nemotron_core.execution.options import JobOptions, JobPaths, job_options, job_paths
@@ -57,7 +60,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 

@@ -36,7 +36,10 @@ from __future__ import annotations
 from typing import Any
 
 from nemotron_core.errors import ProfileError
+from nemotron_core.execution.options import JobOptions
 from nemotron_core.execution.shellsafe import check_mount, check_value
+from nemotron_core.profiles import Profile
+from nemotron_core.runspec import Runspec
 
 DGX_ID_ENV, DGX_SECRET_ENV = "DGXC_APP_ID", "DGXC_APP_SECRET"
 LEPTON_TOKEN_ENV = "LEPTON_WORKSPACE_TOKEN"
@@ -45,19 +48,19 @@ DEFAULT_MOUNT_FROM = "node-nfs:lepton-shared-fs"
 UNSET = "<set at submit>"
 
 
-def _required(profile, key: str, hint: str) -> str:
+def _required(profile: Profile, key: str, hint: str) -> str:
     value = profile.get(key)
     if value in (None, ""):
         raise ProfileError(f"profile '{profile.name}': executor = '{profile.executor}' needs {key} = {hint}")
     return check_value(value, profile=profile.name, key=key)
 
 
-def _optional(profile, key: str) -> str:
+def _optional(profile: Profile, key: str) -> str:
     value = profile.get(key)
     return "" if value in (None, "") else check_value(value, profile=profile.name, key=key)
 
 
-def _image(profile, spec) -> str:
+def _image(profile: Profile, spec: Runspec) -> str:
     image = next((profile.get(k) for k in ("container_image", "container") if profile.get(k) is not None), None)
     image = image if image is not None else getattr(spec, "image", None)
     if not image:
@@ -66,19 +69,19 @@ def _image(profile, spec) -> str:
     return check_value(image, profile=profile.name, key="container_image")
 
 
-def _attach(executor, options):
+def _attach(executor: Any, options: JobOptions) -> Any:
     object.__setattr__(executor, "nemotron", options)  # what jobs.py reads through job_options()
     return executor
 
 
-def credential_names(profile) -> tuple[str, ...]:
+def credential_names(profile: Profile) -> tuple[str, ...]:
     """The environment variables a real submit reads its credentials from."""
     if profile.executor == "dgxcloud":
         return (str(profile.get("app_id_env") or DGX_ID_ENV), str(profile.get("app_secret_env") or DGX_SECRET_ENV))
     return (LEPTON_TOKEN_ENV,)
 
 
-def _pvcs(profile, run_dir: str) -> list[dict[str, Any]]:
+def _pvcs(profile: Profile, run_dir: str) -> list[dict[str, Any]]:
     pvcs = profile.get("pvcs") or []
     if not pvcs:
         raise ProfileError(f"profile '{profile.name}': executor = 'dgxcloud' needs pvcs = [{{claimName = \"NAME\", "
@@ -95,8 +98,8 @@ def _pvcs(profile, run_dir: str) -> list[dict[str, Any]]:
     return out
 
 
-def dgxcloud_executor(profile, spec, *, env: dict[str, str], base: dict[str, Any], nodes: int | None,
-                      gpus_per_node: int | None):
+def dgxcloud_executor(profile: Profile, spec: Runspec, *, env: dict[str, str], base: dict[str, Any],
+                      nodes: int | None, gpus_per_node: int | None) -> Any:
     from nemotron_core.compat import nemo_run
     from nemotron_core.execution.options import JobOptions
     from nemotron_core.launch import resources
@@ -119,7 +122,7 @@ def dgxcloud_executor(profile, spec, *, env: dict[str, str], base: dict[str, Any
     return _attach(ex, JobOptions(**base, python=_optional(profile, "python") or "python"))
 
 
-def _lepton_mount(profile, text: object, source: str) -> dict[str, str]:
+def _lepton_mount(profile: Profile, text: object, source: str) -> dict[str, str]:
     mount = check_mount(text, profile=profile.name)
     parts = mount.split(":")
     if len(parts) != 2 or not all(p.startswith("/") for p in parts):
@@ -128,8 +131,8 @@ def _lepton_mount(profile, text: object, source: str) -> dict[str, str]:
     return {"path": parts[0], "mount_path": parts[1], "from": source}
 
 
-def lepton_executor(profile, spec, *, env: dict[str, str], base: dict[str, Any], nodes: int | None,
-                    gpus_per_node: int | None):
+def lepton_executor(profile: Profile, spec: Runspec, *, env: dict[str, str], base: dict[str, Any],
+                    nodes: int | None, gpus_per_node: int | None) -> Any:
     from nemotron_core.compat import nemo_run
     from nemotron_core.execution.options import JobOptions
     from nemotron_core.launch import resources
@@ -157,8 +160,8 @@ def lepton_executor(profile, spec, *, env: dict[str, str], base: dict[str, Any],
     return _attach(ex, JobOptions(**base, python=_optional(profile, "python") or "python"))
 
 
-def cloud_executor(profile, spec, *, env: dict[str, str], base: dict[str, Any], nodes: int | None,
-                   gpus_per_node: int | None):
+def cloud_executor(profile: Profile, spec: Runspec, *, env: dict[str, str], base: dict[str, Any],
+                   nodes: int | None, gpus_per_node: int | None) -> Any:
     """The executor of a dgxcloud, lepton or skypilot profile (create_executor's entry point)."""
     from nemotron_core.paths import state_env
 

@@ -269,7 +269,9 @@ def wait_all(jobs: Iterable[Job], *, on_log: Callable[[Job, str], None] | None =
             follower.close()
 
 
-def _wait_all(jobs, followers, final, on_log, poll, deadline, timeout) -> dict[str, JobStatus]:
+def _wait_all(jobs: list[Job], followers: dict[int, Any], final: dict[str, JobStatus],
+              on_log: Callable[[Job, str], None] | None, poll: float, deadline: float | None,
+              timeout: float | None) -> dict[str, JobStatus]:
     while len(final) < len(jobs):
         for job in jobs:
             if job.ref.job_dir in final:

@@ -31,7 +31,7 @@ import subprocess
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nemotron_core.compat import nemo_run
 from nemotron_core.errors import ProfileError, did_you_mean, one_of
@@ -209,6 +209,6 @@ def choose_packager(profile: Profile | None, spec: Runspec) -> Packager:
                        f"{did_you_mean(choice, PACKAGERS)}")
 
 
-def ships_code(packager) -> bool:
+def ships_code(packager: Any) -> bool:
     """False for nemo-run's base Packager (nothing shipped: run from this checkout)."""
     return type(packager) is not Packager

@@ -146,7 +146,7 @@ def all_refs() -> Iterator[JobRef]:
 
 
 @contextlib.contextmanager
-def key_lock(content_key: str | None):
+def key_lock(content_key: str | None) -> Iterator[None]:
     """Hold an exclusive lock for `content_key` (no-op when None)."""
     if not content_key:
         yield

@@ -20,19 +20,23 @@ also needs its accelerator catalog from GitHub, which this machine cannot reach.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from nemotron_core.errors import ProfileError
 from nemotron_core.execution.shellsafe import check_value
+from nemotron_core.launch import Plan
+from nemotron_core.profiles import Profile
+from nemotron_core.runspec import Runspec
 
 
-def _text(profile, key: str) -> str | None:
+def _text(profile: Profile, key: str) -> str | None:
     value = profile.get(key)
     return None if value in (None, "") else check_value(value, profile=profile.name, key=key)
 
 
-def skypilot_executor(profile, spec, *, env: dict[str, str], base: dict[str, Any], nodes: int | None,
-                      gpus_per_node: int | None):
+def skypilot_executor(profile: Profile, spec: Runspec, *, env: dict[str, str], base: dict[str, Any],
+                      nodes: int | None, gpus_per_node: int | None) -> Any:
     from nemotron_core.compat import nemo_run
     from nemotron_core.execution.options import JobOptions, attach as _attach
     from nemotron_core.launch import resources
@@ -66,7 +70,7 @@ def skypilot_executor(profile, spec, *, env: dict[str, str], base: dict[str, Any
     return _attach(ex, JobOptions(**base, python=_text(profile, "python") or "python"))
 
 
-def render_task(executor, plan, job_dir) -> str:
+def render_task(executor: Any, plan: Plan, job_dir: str | Path) -> str:
     """The task nemo-run would launch, as SkyPilot YAML, validated by SkyPilot's own schema."""
     import copy
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
+from typing import Any, Callable
 
 from nemotron_core.errors import NemotronError, ProfileError
 from nemotron_core.paths import state_dir
@@ -92,7 +93,7 @@ def plan_squash(profile: Profile | None, image: str) -> SquashPlan:
 
 
 def ensure_squashed_image(profile: Profile, image: str, *, force: bool = False, dry_run: bool = False,
-                          echo=print) -> str:
+                          echo: Callable[[str], Any] = print) -> str:
     """The path of IMAGE's squash file on the profile's cluster, importing it first when missing."""
     from nemotron_core.execution.backends.slurm_shell import SlurmShell
 

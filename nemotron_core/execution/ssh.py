@@ -21,7 +21,7 @@ import errno
 import os
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from nemotron_core.errors import NemotronError
 from nemotron_core.profiles import Profile
@@ -66,7 +66,7 @@ def _fail(cluster: dict[str, Any], what: str) -> SSHError:
     return SSHError(f"{where}cannot connect to {describe(cluster)}: {what}")
 
 
-def _host_keys(client, cluster: dict[str, Any]) -> str:
+def _host_keys(client: Any, cluster: dict[str, Any]) -> str:
     """Load the known host keys into the paramiko client; returns the files' names for messages."""
     if cluster.get("known_hosts"):
         path = Path(cluster["known_hosts"])
@@ -81,7 +81,7 @@ def _host_keys(client, cluster: dict[str, Any]) -> str:
     return " or ".join(files)
 
 
-def connect(cluster: dict[str, Any]):
+def connect(cluster: dict[str, Any]) -> Any:
     """A nemo-run SSHTunnel whose fabric Connection is open (see the module docstring)."""
     import paramiko
     from fabric import Config, Connection
@@ -143,12 +143,12 @@ def connect(cluster: dict[str, Any]):
     return tunnel
 
 
-def connected(tunnel) -> bool:
+def connected(tunnel: Any) -> bool:
     session = getattr(tunnel, "session", None)
     return bool(session is not None and session.is_connected)
 
 
-def close(tunnel) -> None:
+def close(tunnel: Any) -> None:
     session = getattr(tunnel, "session", None)
     if session is not None:
         try:
@@ -173,7 +173,7 @@ def expand_remote(path: str, home: str) -> str:
     return path
 
 
-def remote_home(run_command, cluster: dict[str, Any]) -> str:
+def remote_home(run_command: Callable[..., Any], cluster: dict[str, Any]) -> str:
     """The login node's $HOME, asked through `run_command(argv) -> CompletedProcess`."""
     out = run_command(["printenv", "HOME"])
     home = (out.stdout or "").strip()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from enum import Enum
+from typing import Any
 
 from nemotron_core.errors import NemotronError
 
@@ -118,7 +119,7 @@ class JobStatus:
             return 128 + self.signal
         return 1
 
-    def with_(self, **changes) -> "JobStatus":
+    def with_(self, **changes: Any) -> "JobStatus":
         return replace(self, **changes)
 
     def describe(self) -> str:

@@ -65,7 +65,7 @@ def test_profile_errors_are_one_line(state):
         create_executor(profile('[c]\nexecutor = "slurm"\ntunnel = "ssh"\n', "c"), spec)
     with pytest.raises(ProfileError, match="needs address"):
         create_executor(profile('[r]\nexecutor = "ray"\n', "r"), spec)
-    with pytest.raises(ProfileError, match="not supported by the execution layer"):
+    with pytest.raises(ProfileError, match="executor = 'docker' runs one container on one host"):  # spec: 2 nodes
         create_executor(profile('[d]\nexecutor = "docker"\n', "d"), spec)
 
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from nemotron_core.errors import NemotronError, ProfileError
 from nemotron_core.execution.refs import JobRef
+from nemotron_core.launch import Plan
 
 _TITLE = {"dgxcloud": "DGX Cloud", "lepton": "Lepton"}
 
@@ -20,7 +22,7 @@ _TITLE = {"dgxcloud": "DGX Cloud", "lepton": "Lepton"}
 class CloudBackend:
     kind = "dgxcloud"
 
-    def submit(self, executor, plan, ref: JobRef, secrets_path: Path | None) -> JobRef:
+    def submit(self, executor: Any, plan: Plan, ref: JobRef, secrets_path: Path | None) -> JobRef:
         from nemotron_core.execution.options import job_options
 
         opts = job_options(executor)
@@ -34,7 +36,7 @@ class CloudBackend:
         raise NemotronError(f"profile '{opts.profile}': {_TITLE[self.kind]} accepted the credentials, but tracking "
                             f"its workloads is not built in this repository (rendered only: use --dry-run)")
 
-    def _reach(self, executor, profile: str, names) -> None:
+    def _reach(self, executor: Any, profile: str, names: tuple[str, ...]) -> None:
         # nemo-run's get_auth_token request, sent once: its own retries sleep 30 s and log each failure.
         import requests
 
@@ -67,7 +69,7 @@ class DGXCloudBackend(CloudBackend):
 class LeptonBackend(CloudBackend):
     kind = "lepton"
 
-    def _reach(self, executor, profile: str, names) -> None:
+    def _reach(self, executor: Any, profile: str, names: tuple[str, ...]) -> None:
         from nemotron_core.compat import nemo_run
 
         nemo_run()  # the leptonai import alias

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from nemotron_core.execution.options import job_options
+from nemotron_core.launch import Plan
 from nemotron_core.paths import PACKAGE_ROOT
 
 
-def job_command(executor, plan, job_dir: str | Path, remote_dir: str) -> list[str]:
+def job_command(executor: Any, plan: Plan, job_dir: str | Path, remote_dir: str) -> list[str]:
     """plan.command as the job runs it: the image's python, code under /nemo_run/code, the job dir remote."""
     python = job_options(executor).python
     torchrun = str(Path(sys.executable).with_name("torchrun"))

@@ -21,6 +21,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from nemotron_core.execution.backends.cloud_command import job_command
+from nemotron_core.launch import Plan
 
 _PATCH = threading.Lock()  # one capture at a time: the swapped name is module-global
 
@@ -35,7 +36,7 @@ def remote_job_dir(root: str, job_dir: str | Path) -> str:
     return f"{root.rstrip('/')}/{job_dir.parent.name}/{job_dir.name}"
 
 
-def _launch_script(executor, plan, job_dir, remote_dir: str) -> str:
+def _launch_script(executor: Any, plan: Plan, job_dir: str | Path, remote_dir: str) -> str:
     # The lines nemo-run's launch() writes to launch_script.sh around the command (0.11.1).
     cmd = shlex.join(job_command(executor, plan, job_dir, remote_dir))
     if type(executor).__name__ == "DGXCloudExecutor":
@@ -46,7 +47,7 @@ def _launch_script(executor, plan, job_dir, remote_dir: str) -> str:
                       "chmod +x init.sh", "source init.sh", f"ln -s {remote_dir}/ /nemo_run", "cd /nemo_run/code", cmd])
 
 
-def render_dgxcloud(executor, plan, job_dir) -> tuple[str, dict[str, Any], str]:
+def render_dgxcloud(executor: Any, plan: Plan, job_dir: str | Path) -> tuple[str, dict[str, Any], str]:
     """(url, payload, launch script) of DGXCloudExecutor.create_training_job, not sent."""
     from nemo_run.core.execution import dgxcloud as module
 
@@ -56,7 +57,7 @@ def render_dgxcloud(executor, plan, job_dir) -> tuple[str, dict[str, Any], str]:
 
     class Capture:
         @staticmethod
-        def post(url, json=None, headers=None, **_):
+        def post(url: str, json: Any = None, headers: Any = None, **_: Any) -> None:
             seen.update(url=url, payload=json)
             raise _Captured
 
@@ -72,7 +73,7 @@ def render_dgxcloud(executor, plan, job_dir) -> tuple[str, dict[str, Any], str]:
     return seen["url"], seen["payload"], _launch_script(ex, plan, job_dir, ex.pvc_job_dir)
 
 
-def render_lepton(executor, plan, job_dir) -> tuple[dict[str, Any], str]:
+def render_lepton(executor: Any, plan: Plan, job_dir: str | Path) -> tuple[dict[str, Any], str]:
     """(job spec, launch script) of LeptonExecutor.create_lepton_job, not sent."""
     from nemo_run.core.execution import lepton as module
 
@@ -82,12 +83,12 @@ def render_lepton(executor, plan, job_dir) -> tuple[dict[str, Any], str]:
     group = SimpleNamespace(metadata=SimpleNamespace(name=ex.node_group, id_=f"<id of node group {ex.node_group}>"))
     node = SimpleNamespace(metadata=SimpleNamespace(id_="<each node of the group>"))
 
-    def create(job):
+    def create(job: Any) -> None:
         seen["job"] = job
         raise _Captured
 
     class Capture:
-        def __init__(self, *_, **__):
+        def __init__(self, *_: Any, **__: Any) -> None:
             self.nodegroup = SimpleNamespace(list_all=lambda: [group], list_nodes=lambda _g: [node])
             self.job = SimpleNamespace(create=create)
 
@@ -104,7 +105,7 @@ def render_lepton(executor, plan, job_dir) -> tuple[dict[str, Any], str]:
     return spec, _launch_script(ex, plan, job_dir, ex.lepton_job_dir)
 
 
-def render_request(executor, plan, job_dir) -> str:
+def render_request(executor: Any, plan: Plan, job_dir: str | Path) -> str:
     """The dry-run text: the request nemo-run would send, the credentials' names, the launch script."""
     from nemotron_core.execution.options import job_options
 

@@ -24,6 +24,7 @@ import shlex
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from nemotron_core.errors import NemotronError
 from nemotron_core.execution.options import RayClusterExecutor, job_options
@@ -45,7 +46,7 @@ _CACHE: dict[str, tuple[float, dict[str, JobStatus]]] = {}
 _LOCK = threading.Lock()
 
 
-def client(address: str):
+def client(address: str) -> Any:
     with _LOCK:
         if address not in _CLIENTS:
             from ray.job_submission import JobSubmissionClient
@@ -58,7 +59,7 @@ def client(address: str):
         return _CLIENTS[address]
 
 
-def _to_status(details) -> JobStatus:
+def _to_status(details: Any) -> JobStatus:
     raw = str(getattr(details.status, "value", details.status))
     state = _RAY_STATES.get(raw, JobState.UNKNOWN)
     code = getattr(details, "driver_exit_code", None)
@@ -121,7 +122,7 @@ class RayBackend:
         except Exception:
             return ""
 
-    def follower(self, ref: JobRef):
+    def follower(self, ref: JobRef) -> Any:
         """New log lines as the job writes them: `tail_job_logs` (a websocket the head pushes new text on),
         not `get_job_logs` at every poll, which re-sends the whole log each time (quadratic over a long job)."""
         from nemotron_core.execution.logs import StreamFollower

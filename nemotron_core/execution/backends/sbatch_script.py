@@ -42,7 +42,7 @@ def _flag(key: str, value: Any, profile: str | None) -> str:
     return f"#SBATCH --{key}={shlex.quote(check_value(value, profile=profile, key=key.replace('-', '_')))}"
 
 
-def sbatch_flags(ex, *, name: str, folder: str, profile: str | None) -> list[str]:
+def sbatch_flags(ex: Any, *, name: str, folder: str, profile: str | None) -> list[str]:
     """`#SBATCH` lines from the executor's sbatch fields (nemo-run's SBATCH_FLAGS) and additional_parameters."""
     fields = asdict(ex)
     params = {k: v for k, v in fields.items() if v is not None and k in type(ex).SBATCH_FLAGS}
@@ -63,13 +63,13 @@ def sbatch_flags(ex, *, name: str, folder: str, profile: str | None) -> list[str
     return lines
 
 
-def _error(profile: str | None, text: str):
+def _error(profile: str | None, text: str) -> Exception:
     from nemotron_core.errors import ProfileError
 
     return ProfileError(f"profile '{profile}': {text}" if profile else text)
 
 
-def container_flags(ex, *, host_job_dir: str, profile: str | None) -> list[str]:
+def container_flags(ex: Any, *, host_job_dir: str, profile: str | None) -> list[str]:
     """`--chdir <job>/code` without a container; pyxis flags with one (the job dir mounted at /nemo_run)."""
     if not ex.container_image:
         return ["--chdir", f"{host_job_dir}/code"]
@@ -84,7 +84,7 @@ def container_flags(ex, *, host_job_dir: str, profile: str | None) -> list[str]:
     return flags
 
 
-def torchrun_command(role, script_marker: str, script_words: list[str], profile: str | None) -> str:
+def torchrun_command(role: Any, script_marker: str, script_words: list[str], profile: str | None) -> str:
     """`torchrun <launcher args> <script> <args>`: the launcher's own words stay as torchx wrote them
     (they hold `$head_node_ip`/`$SLURM_NODEID`, which must expand), the script and its args are quoted."""
     args = list(role.args)
@@ -93,7 +93,7 @@ def torchrun_command(role, script_marker: str, script_words: list[str], profile:
     return " ".join([*launcher, shlex.join(check_command(script_words))])
 
 
-def render(ex, *, name: str, host_job_dir: str, command: str, env: dict[str, str], setup: list[str],
+def render(ex: Any, *, name: str, host_job_dir: str, command: str, env: dict[str, str], setup: list[str],
            profile: str | None) -> str:
     """The script text. `command` is already a quoted shell command line; `setup` lines are code."""
     folder = host_job_dir

@@ -61,7 +61,8 @@ def array_task_ids(array_id: str, spec: str) -> list[str]:
     return [f"{array_id}_{k}" for k in expand_ranges(spec.split("%")[0])]
 
 
-def _status(state: JobState, exit_code, signal, *, reason=None, restarts=0, raw=None) -> JobStatus:
+def _status(state: JobState, exit_code: int | None, signal: int | None, *, reason: str | None = None,
+            restarts: int = 0, raw: str | None = None) -> JobStatus:
     if state is JobState.COMPLETED:
         exit_code, signal = 0, None
     reason = None if reason in (None, "", "None") else reason
@@ -103,7 +104,7 @@ class SlurmPoller:
             self._refresh()
             return self._cache[job_id][1]
 
-    def poll(self, job_ids, *, max_age: float = 1.0) -> dict[str, JobStatus]:
+    def poll(self, job_ids: Iterable[str], *, max_age: float = 1.0) -> dict[str, JobStatus]:
         """The status of every id in `job_ids` (watched from now on) with at most one squeue call.
 
         Ids are plain job ids or array tasks `A_k` (see array_task_ids): what tracking many jobs

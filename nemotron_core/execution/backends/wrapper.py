@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import Any
 
 from nemotron_core.execution.secrets_file import SECRETS_FILE, source_lines
 from nemotron_core.execution.shellsafe import check_command, export_lines
@@ -46,7 +47,7 @@ def render_launch_script(job_dir: Path, command: list[str], *, env: dict[str, st
     return "\n".join(lines) + "\n"
 
 
-def write_launch_script(job_dir: Path, command: list[str], **kwargs) -> Path:
+def write_launch_script(job_dir: Path, command: list[str], **kwargs: Any) -> Path:
     path = Path(job_dir) / LAUNCH_FILE
     path.write_text(render_launch_script(Path(job_dir), command, **kwargs), encoding="utf-8")
     path.chmod(0o755)
