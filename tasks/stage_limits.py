@@ -26,7 +26,7 @@ def stage_tag(stage: str) -> str:
 
 def check_limits(limits: Any) -> dict[str, int | None]:
     """{stage: limit or None} for every stage; one-line ConfigError for anything else."""
-    from flows.nano3_full import STAGES
+    from pipeline.stages import STAGES
     from nemotron_core.errors import ConfigError, did_you_mean
 
     where = "deployments/prefect.yaml: set_stage_limits"

@@ -9,7 +9,9 @@ its own (sweeper.py).
 
 The server id is a short hash of where the Prefect API lives: PREFECT_API_URL (a loopback
 host made unique by this machine's name), or, with no API URL (Prefect's ephemeral
-server), this machine and PREFECT_HOME (the database lives there).
+server), this machine and PREFECT_HOME (the database lives there). Both are read from the
+environment only: the toolkit knows nothing of Prefect. A flow whose API URL comes from a
+Prefect profile file puts it into the environment first (tasks/prefect_env.py).
 """
 
 from __future__ import annotations
@@ -19,34 +21,17 @@ import hashlib
 import os
 import re
 import socket
-import sys
 from urllib.parse import urlsplit
 
 _LOOPBACK = ("127.", "localhost", "::1", "0.0.0.0")
 
 
 def _api_url() -> str:
-    url = os.environ.get("PREFECT_API_URL", "")
-    if not url and "prefect" in sys.modules:  # a profile set it (prefect is already imported in a flow)
-        try:
-            from prefect.settings import get_current_settings
-
-            url = str(get_current_settings().api.url or "")
-        except Exception:  # an older/odd Prefect: the environment is what we have
-            url = ""
-    return url
+    return os.environ.get("PREFECT_API_URL", "")
 
 
 def _prefect_home() -> str:
-    home = os.environ.get("PREFECT_HOME", "")
-    if not home and "prefect" in sys.modules:
-        try:
-            from prefect.settings import get_current_settings
-
-            home = str(get_current_settings().home)
-        except Exception:
-            home = ""
-    return home or os.path.expanduser("~/.prefect")
+    return os.environ.get("PREFECT_HOME", "") or os.path.expanduser("~/.prefect")
 
 
 def server_identity() -> str:
