@@ -22,7 +22,7 @@ from typing import Any
 from prefect import flow
 
 from pipeline.run import StageRequest
-from pipeline.stages import MODEL_STAGES, STAGES, check_stages, consumed  # noqa: F401  (re-exported for readers)
+from pipeline.stages import STAGES, check_stages, consumed  # STAGES is also read from here (tasks/stage_limits.py)
 
 
 def cancel_cluster_jobs(flow, flow_run, state) -> None:

@@ -52,8 +52,7 @@ def evaluate_model(ref: str, *, profile: str | None = None, config: str = "tiny"
     else:
         print(f"{version.ref}: evaluating on {inputs['pretrain_data']} + {inputs['rl_data']} "
               f"(config {config}, profile {request.profile}) ...", flush=True)
-        cached = run_stage(EVAL, request, inputs, PrintReporter())
-        print(f"{version.ref}: registered {cached}", flush=True)
+        run_stage(EVAL, request, inputs, PrintReporter())  # prints "eval: registered nano3-eval:vN (lineage: ...)"
     print_comparison(registry)
     return 0
 
