@@ -32,6 +32,9 @@ def cancel_jobs(run_id: str) -> None:
 
 
 def guard_flow_run() -> None:
+    from tasks.prefect_env import export_prefect_location
+
+    export_prefect_location()  # job tags name this run's server even when only a profile file knows it
     run_id = flow_run_id()
     if not run_id or threading.current_thread() is not threading.main_thread():
         return
