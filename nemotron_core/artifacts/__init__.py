@@ -32,11 +32,10 @@ from nemotron_core.errors import ArtifactError
 
 from .lookup import config_lookup
 from .model import ArtifactFile, ArtifactVersion, LineageNode
-from .refs import KNOWN_NAMES, LATEST, Ref, check_no_secret, parse_ref
+from .refs import LATEST, Ref, check_no_secret, parse_ref
 from .registry import ArtifactRegistry, GcReport, VerifyResult
 
 __all__ = [
-    "KNOWN_NAMES",
     "LATEST",
     "ArtifactFile",
     "ArtifactRegistry",

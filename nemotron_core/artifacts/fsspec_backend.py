@@ -47,7 +47,6 @@ from .hashing import copy_hashing, parallel_map
 from .model import (
     ArtifactVersion,
     VersionRecord,
-    check_metadata,
     encode_record,
     encode_tombstone,
     now,
@@ -188,20 +187,9 @@ class FsspecRegistry(ArtifactRegistry):
 
     # ---------------------------------------------------------------- publishing
 
-    def publish(
-        self,
-        name: str,
-        source_dir: Source,
-        *,
-        metadata: Mapping[str, Any] | None = None,
-        lineage: Iterable[str | ArtifactVersion] = (),
-        aliases: Iterable[str] = (LATEST,),
-        move: bool = False,
-    ) -> ArtifactVersion:
-        check_name(name)
-        user_aliases = self.check_publish_aliases(aliases)
-        meta = check_metadata(metadata, name)
-        pinned = self.pin_lineage(lineage)
+    def _publish(self, name: str, source_dir: Source, *, metadata: dict[str, Any], lineage: tuple[str, ...],
+                 aliases: list[str], move: bool) -> ArtifactVersion:
+        meta, pinned, user_aliases = metadata, lineage, aliases
         src = open_source(source_dir, self.source_options(source_dir))
         if isinstance(self.store, LocalStore):
             check_source_vs_root(src, self.store.root, move=move)

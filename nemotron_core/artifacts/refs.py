@@ -24,17 +24,6 @@ _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _VERSION = re.compile(r"v([0-9]+)")
 LATEST = "latest"
 
-#: Artifact names used by the nano3 pipeline (others are allowed).
-KNOWN_NAMES = (
-    "nano3-pretrain-data",
-    "nano3-pretrain-model",
-    "nano3-sft-data",
-    "nano3-sft-model",
-    "nano3-rl-data",
-    "nano3-rl-model",
-    "nano3-eval",
-)
-
 REF_FORMS = "NAME, NAME:vN or NAME:ALIAS (e.g. nano3-sft-model:v3)"
 
 

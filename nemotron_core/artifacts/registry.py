@@ -28,7 +28,7 @@ from typing import Any
 
 from nemotron_core.errors import ArtifactError, did_you_mean
 
-from .model import ArtifactVersion, LineageNode
+from .model import ArtifactVersion, LineageNode, check_metadata
 from .refs import LATEST, Ref, check_alias, check_name, parse_ref
 
 #: Staging areas (uploads no version record points to) younger than this are left alone
@@ -82,7 +82,6 @@ class ArtifactRegistry(ABC):
 
     # ------------------------------------------------------------------ backend parts
 
-    @abstractmethod
     def publish(
         self,
         name: str,
@@ -97,7 +96,19 @@ class ArtifactRegistry(ABC):
         the next version of `name`, atomically. `lineage` refs are pinned to "name:vN".
         `aliases` are moved to the new version (`latest` always follows the newest
         version and needs no write). `move=True` renames the folder into a local store
-        (no copy); elsewhere it copies, then deletes the source."""
+        (no copy); elsewhere it copies, then deletes the source.
+
+        The checks every backend needs run here, once; the backend's `_publish` stores."""
+        check_name(name)
+        user_aliases = self.check_publish_aliases(aliases)
+        meta = check_metadata(metadata, name)
+        pinned = self.pin_lineage(lineage)
+        return self._publish(name, source_dir, metadata=meta, lineage=pinned, aliases=user_aliases, move=move)
+
+    @abstractmethod
+    def _publish(self, name: str, source_dir: Source, *, metadata: dict[str, Any], lineage: tuple[str, ...],
+                 aliases: builtins.list[str], move: bool) -> ArtifactVersion:
+        """Store one checked version: `metadata` validated, `lineage` pinned, `aliases` checked."""
 
     @abstractmethod
     def names(self) -> list[str]:

@@ -50,7 +50,7 @@ from typing import Any, Literal
 from nemotron_core.errors import ArtifactError
 from nemotron_core.paths import state_dir
 
-from .model import ArtifactFile, ArtifactVersion, check_metadata
+from .model import ArtifactFile, ArtifactVersion
 from .pathcheck import check_rel_path
 from .refs import LATEST, Ref, check_alias, check_name, parse_ref
 from .registry import DEFAULT_STAGING_GRACE_S, ArtifactRegistry, GcReport, Source
@@ -167,31 +167,23 @@ class WandbRegistry(ArtifactRegistry):
 
     # ------------------------------------------------------------------ publishing
 
-    def publish(
-        self,
-        name: str,
-        source_dir: Source,
-        *,
-        metadata: Mapping[str, Any] | None = None,
-        lineage: Iterable[str | ArtifactVersion] = (),
-        aliases: Iterable[str] = (LATEST,),
-        move: bool = False,
-    ) -> ArtifactVersion:
-        check_name(name)
-        user_aliases = self.check_publish_aliases(aliases)
-        meta = check_metadata(metadata, name)
-        if self.offline:
-            items = [lineage] if isinstance(lineage, (str, ArtifactVersion)) else list(lineage)
-            pinned = []
-            for item in items:
-                ref = item.ref if isinstance(item, ArtifactVersion) else item
-                if parse_ref(ref).version is None:
-                    raise ArtifactError(f"publish {name}: lineage ref {ref!r} must be pinned (NAME:vN) in W&B "
-                                        f"offline mode, which cannot resolve aliases")
-                pinned.append(ref)
-            pinned_t = tuple(pinned)
-        else:
-            pinned_t = self.pin_lineage(lineage)
+    def pin_lineage(self, lineage: Iterable[str | ArtifactVersion]) -> tuple[str, ...]:
+        """Offline, W&B cannot resolve aliases: lineage must come pinned (NAME:vN)."""
+        if not self.offline:
+            return super().pin_lineage(lineage)
+        items = [lineage] if isinstance(lineage, (str, ArtifactVersion)) else list(lineage)
+        pinned: list[str] = []
+        for item in items:
+            ref = item.ref if isinstance(item, ArtifactVersion) else item
+            if parse_ref(ref).version is None:
+                raise ArtifactError(f"publish: lineage ref {ref!r} must be pinned (NAME:vN) in W&B offline mode, "
+                                    f"which cannot resolve aliases")
+            pinned.append(ref)
+        return tuple(pinned)
+
+    def _publish(self, name: str, source_dir: Source, *, metadata: dict[str, Any], lineage: tuple[str, ...],
+                 aliases: list[str], move: bool) -> ArtifactVersion:
+        meta, pinned_t, user_aliases = metadata, lineage, aliases
         src = open_source(source_dir)
         if src.local is None:
             raise ArtifactError(f"publish {name}: the W&B backend publishes local folders; copy {src.display} "
@@ -377,12 +369,6 @@ def _check_manifest_paths(art: Any, ref: str) -> None:
     download folder before anything is downloaded."""
     for path in art.manifest.entries:
         check_rel_path(path, f"W&B manifest of {ref}")
-
-
-def offline_run_dirs() -> list[Path]:
-    """Offline runs waiting for `wandb sync` (under $WANDB_DIR)."""
-    base = Path(os.environ.get("WANDB_DIR") or state_dir() / "wandb") / "wandb"
-    return sorted(base.glob("offline-run-*"))
 
 
 # ------------------------------------------------------------------ the offline run log

@@ -1,6 +1,6 @@
 """Finding and ending the jobs of a flow run that is gone.
 
-Prefect does not carry a cancellation to Slurm or Ray by itself (stack.md): a flow's
+Prefect does not carry a cancellation to Slurm or Ray by itself (Prefect 3.9): a flow's
 `on_cancellation` / `on_crashed` hooks call `cancel_flow_run(flow_run_id)`, and a
 periodic sweeper calls `sweep(is_alive)` for flow runs that died without running hooks
 (machine lost, SIGKILL).

@@ -1,7 +1,7 @@
 """Detached local jobs: a process group we start, and can find, poll and cancel from any process.
 
 Why not nemo-run's local scheduler: it has no exit-code API, `detach` is ignored for
-local runs, and cancelling a local job from another process did not work (stack.md).
+local runs, and cancelling a local job from another process did not work (nemo-run 0.11).
 So nemo-run's `LocalExecutor` only configures the job (ntasks_per_node → torchrun
 `--nproc-per-node`, env_vars), and this backend runs it: `bash <job dir>/launch.sh` as
 the leader of a new session (its pid = the process group id), output to

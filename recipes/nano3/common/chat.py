@@ -1,6 +1,6 @@
 """The chat format, chat tokenization with an assistant-only loss mask, and packing.
 
-Format (identical to the tokenizer's `chat_template`, see tiny-training.md §7):
+Format (identical to the tokenizer's `chat_template`, which save_pretrained writes):
 
     <|im_start|>user\\nWhat is 3 + 4?<|im_end|>\\n<|im_start|>assistant\\n7<|im_end|>\\n
 

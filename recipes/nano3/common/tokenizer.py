@@ -1,6 +1,6 @@
 """The tokenizer: train a byte-level BPE on the corpus, or take an existing one.
 
-Trained tokenizers follow tiny-training.md §1: digits split one per token, byte-level
+Trained tokenizers: digits split one per token (so " 19" is 'Ġ','1','9'), byte-level
 (no unknown tokens), special tokens <|endoftext|>=0 <|pad|>=1 <|im_start|>=2
 <|im_end|>=3. A tokenizer folder is what `PreTrainedTokenizerFast.save_pretrained`
 writes (tokenizer.json, tokenizer_config.json, chat_template.jinja) and loads with
@@ -36,7 +36,7 @@ def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int = 2):
     tok.train_from_iterator(texts, trainer)
     got = tok.get_vocab_size()
     if got < vocab_size:
-        # tiny-training.md G1: too few distinct words; the model's vocab_size must be len(tokenizer).
+        # BPE stops early on a corpus with too few distinct words; the model's vocab_size must be len(tokenizer).
         print(f"warning: BPE stopped at {got} tokens (asked {vocab_size}): the corpus has too few distinct "
               f"words; use a smaller tokenizer.vocab_size or more/larger sources", file=sys.stderr)
     return tok

@@ -6,7 +6,7 @@ thread count, CUDA device, TF32, `init_process_group` when torchrun started seve
 processes (WORLD_SIZE > 1). Without torchrun's variables it is one process, no group.
 
 Threads: torchrun sets OMP_NUM_THREADS=1 per worker; we set `usable cores / processes on
-this node` explicitly (tiny-training.md G5: 2 ranks x 2 threads on 2 cores is 4x slower).
+this node` explicitly (measured: 2 ranks x 2 threads on 2 cores is 4x slower than 2 x 1).
 """
 
 from __future__ import annotations
