@@ -103,4 +103,6 @@ def test_a_ray_job_is_followed_through_tail_job_logs(stage, ray_profile, monkeyp
     assert status.ok, lines
     slept = [line for line in lines if " slept " in line]
     assert slept == [f"task 0 slept {i} s" for i in range(1, 5)], lines  # each once, in order
-    assert whole_fetches == []  # not one get_job_logs while following
+    # Followed by the stream: a whole-log follower would fetch at each of the ~40 polls. Ray closes the
+    # stream 2-3 s after the job ends, so flush() may take the rest from one whole fetch (no line lost).
+    assert len(whole_fetches) <= 1, whole_fetches
