@@ -20,11 +20,12 @@ from __future__ import annotations
 import sys
 
 from nemotron_cli.context import GlobalContext
+from pipeline.run import LogReporter
 from pipeline.stages import Stage
 
 
-class PrintReporter:
-    """pipeline.run.Reporter for a terminal: messages and job lines to stdout."""
+class PrintReporter(LogReporter):
+    """pipeline.run.Reporter for a terminal: the default reporter, with messages and job lines on stdout."""
 
     def info(self, message: str) -> None:
         print(message, flush=True)
@@ -32,15 +33,6 @@ class PrintReporter:
     def job_line(self, line: str) -> None:
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
-
-    def attempt(self) -> int:
-        return 1
-
-    def owner(self) -> str | None:
-        return None
-
-    def registered(self, job, handle, ref, result, metrics) -> None:
-        pass
 
 
 def run_recipe(stage: Stage, g: GlobalContext, dotlist: list[str]) -> int:

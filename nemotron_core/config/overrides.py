@@ -64,13 +64,12 @@ def _parse_value(text: str, item: str, source: str) -> Any:
     """The override's value as YAML, through the same bounded loader as config files."""
     import yaml
 
-    from nemotron_core.config.yaml_bounded import YamlBoundsError, check_yaml_size, yaml_loader
+    from nemotron_core.config.yaml_bounded import YamlBoundsError, load_bounded
 
     if text == "":
         return ""
     try:
-        check_yaml_size(text)
-        return yaml.load(text, Loader=yaml_loader())
+        return load_bounded(text)
     except YamlBoundsError as e:
         raise ConfigError(f"override '{_shown(item)}' ({source}): YAML refused: {e}") from None
     except yaml.YAMLError as e:

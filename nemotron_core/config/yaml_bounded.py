@@ -127,13 +127,21 @@ def check_yaml_size(text: str) -> None:
                               f"a config is a few KiB, keep data in files it points to")
 
 
+def load_bounded(text: str) -> Any:
+    """One YAML document through the size check and the bounded loader; raises YamlBoundsError or
+    yaml.YAMLError (callers word the error for where the text came from)."""
+    import yaml
+
+    check_yaml_size(text)
+    return yaml.load(text, Loader=yaml_loader())
+
+
 def load_yaml_text(text: str, where: str) -> Any:
     """Parse one YAML document with the bounded loader; errors are ConfigErrors naming `where`."""
     import yaml
 
     try:
-        check_yaml_size(text)
-        return yaml.load(text, Loader=yaml_loader())
+        return load_bounded(text)
     except YamlBoundsError as e:
         raise ConfigError(f"{where}: YAML refused: {e}") from None
     except yaml.YAMLError as e:
