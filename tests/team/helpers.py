@@ -67,13 +67,16 @@ def prefect(env: dict[str, str], *args: str, cwd: Path | None = None, timeout: f
 
 def deploy_hello(env: dict[str, str], folder: Path, pool: str, *, tags: tuple[str, ...] = (),
                  concurrency: int | None = None) -> str:
-    """A process work pool `pool` and the hello flow deployed to it; returns "team-hello/<pool>"."""
+    """A process work pool `pool` and the hello flow deployed to it; returns "team-hello/<pool>".
+
+    `concurrency` is the deployment's concurrency limit (`prefect deploy --concurrency-limit N`).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "hello.py").write_text(HELLO)
     prefect(env, "work-pool", "create", pool, "--type", "process", "--overwrite")
-    if concurrency is not None:
-        prefect(env, "work-pool", "set-concurrency-limit", pool, str(concurrency))
     args = ["--no-prompt", "deploy", "hello.py:hello", "--name", pool, "--pool", pool]
+    if concurrency is not None:
+        args += ["--concurrency-limit", str(concurrency)]
     for tag in tags:
         args += ["--tag", tag]
     prefect(env, *args, cwd=folder, timeout=300)

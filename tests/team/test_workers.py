@@ -25,8 +25,14 @@ def test_each_flow_run_is_picked_up_by_exactly_one_of_two_workers(prefect_server
     assert {tag for _, tag in ran} <= {"login1", "login2"}
 
 
-def test_a_work_pool_concurrency_limit_holds_across_workers(prefect_server_postgres, tmp_path):
-    """`prefect work-pool set-concurrency-limit POOL 1`: two workers, three runs, never two at once."""
+def test_a_deployment_concurrency_limit_holds_across_workers(prefect_server_postgres, tmp_path):
+    """`prefect deploy --concurrency-limit 1`: two workers, three runs, never two at once.
+
+    The server takes the deployment's slot when a run moves to Pending (one conditional UPDATE),
+    so two workers polling in the same second cannot both start a run. A work-pool limit would not
+    do: the server counts the pool's Pending/Running runs when a worker polls, and two workers
+    polling at once each see a free slot (it failed this test in CI that way).
+    """
     env = team_env(prefect_server_postgres.env, tmp_path / "home")
     pool = unique("one")
     name = deploy_hello(env, tmp_path / "code", pool, concurrency=1)
