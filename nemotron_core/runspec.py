@@ -9,7 +9,7 @@ A recipe script starts with an inline metadata block:
     # name = "nano3/pretrain"
     # image = "nvcr.io/nvidia/nemo:25.11.nemotron_3_nano"
     # [tool.runspec.run]
-    # launch = "torchrun"            # torchrun | ray | direct
+    # launch = "torchrun"            # torchrun (default) | ray | direct | python (= direct)
     # [tool.runspec.config]
     # dir = "./config"               # relative to the script
     # default = "default"
@@ -37,8 +37,17 @@ from typing import Any, Mapping, overload
 from nemotron_core.errors import RunspecError, did_you_mean, one_of
 
 LAUNCHES = ("torchrun", "ray", "direct")
-CONFIG_FORMATS = ("omegaconf", "yaml")
+#: Accepted spellings that mean one of LAUNCHES (seed scripts write "python" for plain python).
+LAUNCH_SYNONYMS = {"python": "direct"}
+CONFIG_FORMATS = ("omegaconf", "yaml", "json")
+#: Config file extensions per `config.format`, the first one preferred when both exist.
+CONFIG_EXTENSIONS = {"omegaconf": (".yaml", ".yml"), "yaml": (".yaml", ".yml"), "json": (".json",)}
 SCHEMA_VERSIONS = ("1",)
+DEFAULT_CMD = "python {script} --config {config}"
+DEFAULT_GPUS_PER_NODE = 8
+#: `gpus_per_node = "gpu"`: a whole node's GPUs — the default count, which a profile's gpus_per_node
+#: overrides like any runspec value.
+GPUS_WHOLE_NODE = "gpu"
 
 _OPEN = re.compile(r"^# /// (?P<type>[A-Za-z0-9-]+)\s*$")
 _CLOSE = "# ///"
@@ -46,9 +55,14 @@ _CLOSE = "# ///"
 
 @dataclass(frozen=True)
 class RunspecRun:
-    launch: str = "direct"
+    launch: str = "torchrun"
     cmd: str | None = None  # template with {script} and {config}; None = backend default
     workdir: str | None = None  # where the code lives inside the job (remote)
+
+    @property
+    def command_template(self) -> str:
+        """The `cmd` a non-torchrun launch runs: the header's, else the spec's default."""
+        return self.cmd or DEFAULT_CMD
 
 
 @dataclass(frozen=True)
@@ -58,18 +72,29 @@ class RunspecConfig:
     format: str = "omegaconf"
 
     @property
+    def extensions(self) -> tuple[str, ...]:
+        return CONFIG_EXTENSIONS[self.format]
+
+    def path_of(self, name: str) -> Path:
+        """The file of config `name` in the config dir (the preferred extension when none exists)."""
+        for ext in self.extensions:
+            if (self.dir / f"{name}{ext}").is_file():
+                return self.dir / f"{name}{ext}"
+        return self.dir / f"{name}{self.extensions[0]}"
+
+    @property
     def default_path(self) -> Path:
-        return self.dir / f"{self.default}.yaml"
+        return self.path_of(self.default)
 
     def choices(self) -> list[str]:
         """Config names available in the config dir (reads the directory)."""
-        return sorted(p.stem for p in self.dir.glob("*.yaml"))
+        return sorted({p.stem for ext in self.extensions for p in self.dir.glob(f"*{ext}") if p.is_file()})
 
 
 @dataclass(frozen=True)
 class RunspecResources:
     nodes: int = 1
-    gpus_per_node: int = 0
+    gpus_per_node: int = DEFAULT_GPUS_PER_NODE  # "gpu" in the header reads as this default
 
 
 @dataclass(frozen=True)
@@ -178,10 +203,13 @@ class _Checker:
             )
         return v
 
-    def integer(self, k: str, default: int, minimum: int) -> int:
+    def integer(self, k: str, default: int, minimum: int, *, literal: str | None = None) -> int | str:
         v = self.table.get(k, default)
+        if literal is not None and v == literal:
+            return v
         if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-            raise self._type_error(k, v, f"an integer >= {minimum}")
+            also = f" or the string {literal!r}" if literal else ""
+            raise self._type_error(k, v, f"an integer >= {minimum}{also}")
         return v
 
     def table_of(self, k: str) -> Mapping[str, Any]:
@@ -203,10 +231,11 @@ def _build(source: str, script: Path, meta: Mapping[str, Any], block: str) -> Ru
     name = top.text("name", "", required=True)  # required: "" never comes back
 
     run_t = _Checker(source, top.table_of("run"), "tool.runspec.run", ("launch", "cmd", "workdir"))
-    run = RunspecRun(launch=run_t.choice("launch", LAUNCHES, "direct"),
-                     cmd=run_t.text("cmd"), workdir=run_t.text("workdir"))
-    if run.launch == "direct" and not run.cmd:
-        raise RunspecError(f"{source}: launch = 'direct' needs 'tool.runspec.run.cmd' (e.g. \"python {{script}} --config {{config}}\")")
+    launch = run_t.choice("launch", (*LAUNCHES, *LAUNCH_SYNONYMS), "torchrun")
+    cmd = run_t.text("cmd")
+    if cmd is not None and not cmd.strip():
+        raise RunspecError(f"{source}: 'tool.runspec.run.cmd' = {cmd!r} is empty; remove it to run {DEFAULT_CMD!r}")
+    run = RunspecRun(launch=LAUNCH_SYNONYMS.get(launch, launch), cmd=cmd, workdir=run_t.text("workdir"))
 
     cfg_t = _Checker(source, top.table_of("config"), "tool.runspec.config", ("dir", "default", "format"))
     cfg_dir = (script.parent / cfg_t.text("dir", "./config")).resolve()
@@ -222,7 +251,9 @@ def _build(source: str, script: Path, meta: Mapping[str, Any], block: str) -> Ru
         )
 
     res_t = _Checker(source, top.table_of("resources"), "tool.runspec.resources", ("nodes", "gpus_per_node"))
-    resources = RunspecResources(nodes=res_t.integer("nodes", 1, 1), gpus_per_node=res_t.integer("gpus_per_node", 0, 0))
+    gpus = res_t.integer("gpus_per_node", DEFAULT_GPUS_PER_NODE, 0, literal=GPUS_WHOLE_NODE)
+    resources = RunspecResources(nodes=int(res_t.integer("nodes", 1, 1)),
+                                 gpus_per_node=gpus if isinstance(gpus, int) else DEFAULT_GPUS_PER_NODE)
 
     env = top.table_of("env")
     for k, v in env.items():

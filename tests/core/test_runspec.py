@@ -78,7 +78,7 @@ def test_the_echo_fixture_recipe_parses():
 
 
 @pytest.mark.parametrize("old,new,expected", [
-    ('launch = "torchrun"', 'launch = "torchrn"', "'tool.runspec.run.launch' = 'torchrn' is not one of direct | ray | torchrun (did you mean 'torchrun'?)"),
+    ('launch = "torchrun"', 'launch = "torchrn"', "'tool.runspec.run.launch' = 'torchrn' is not one of direct | python | ray | torchrun (did you mean 'torchrun'?)"),
     ('name = "nano3/test"', 'nmae = "nano3/test"', "unknown key 'tool.runspec.nmae' (did you mean 'name'?)"),
     ("nodes = 2", 'nodes = "two"', "'tool.runspec.resources.nodes' = 'two' must be an integer >= 1"),
     ("nodes = 2", "nodes = 0", "'tool.runspec.resources.nodes' = 0 must be an integer >= 1"),
@@ -105,9 +105,9 @@ def test_missing_name_is_an_error(tmp_path):
         parse(write_recipe(tmp_path, GOOD.replace('# name = "nano3/test"\n', "")))
 
 
-def test_direct_launch_needs_a_cmd(tmp_path):
-    with pytest.raises(RunspecError, match="launch = 'direct' needs"):
-        parse(write_recipe(tmp_path, GOOD.replace("torchrun", "direct")))
+def test_direct_launch_without_cmd_runs_the_default_cmd(tmp_path):
+    spec = parse(write_recipe(tmp_path, GOOD.replace("torchrun", "direct")))
+    assert spec.run.cmd is None and spec.run.command_template == "python {script} --config {config}"
 
 
 def test_no_block(tmp_path):
