@@ -12,6 +12,9 @@ whose settings changed is). Ray is only started when some job is left to do.
 Ray: connects to the cluster in RAY_ADDRESS when set (a RayJob on Slurm, `ray start
 --head`); otherwise starts a local head with num_cpus=workers, no dashboard, and its
 temp dir under the state folder (`nemotron_core.paths.ray_temp_dir()`: short, for unix sockets).
+
+Shards done / total go to `marker_dir.parent/progress.json` (the output dir: common/progress.py)
+as they finish, for whoever watches the job.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from nemotron_core.errors import NemotronError
 from nemotron_core.paths import ray_temp_dir
 
 from .outputs import write_json
+from .progress import Progress, write_progress
 
 
 def init_ray(workers: int, extra_pythonpath: str | None = None) -> None:
@@ -90,6 +94,7 @@ def run_shards(fn: Callable, jobs: list[dict], *, workers: int, marker_dir: Path
     timing.update(init_s=0.0, run_s=0.0, task_cpu_s=0.0, computed=[j["name"] for j in todo])
     if len(jobs) > len(todo):
         log(f"resume: {len(jobs) - len(todo)}/{len(jobs)} shards already done")
+    write_progress(marker_dir.parent, Progress(shards_done=len(jobs) - len(todo), shards_total=len(jobs)))
     if not todo:
         return [results[j["name"]] for j in jobs]
     t0 = time.perf_counter()
@@ -121,7 +126,9 @@ def run_shards(fn: Callable, jobs: list[dict], *, workers: int, marker_dir: Path
                 raise
             results[job["name"]] = done["stats"]
             timing["task_cpu_s"] += done["cpu_s"]
-            log(f"shard {job['name']} done ({sum(v is not None for v in results.values())}/{len(jobs)})")
+            done_now = sum(v is not None for v in results.values())
+            log(f"shard {job['name']} done ({done_now}/{len(jobs)})")
+            write_progress(marker_dir.parent, Progress(shards_done=done_now, shards_total=len(jobs)))
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)

@@ -1,4 +1,5 @@
-"""Training metrics: one JSON line per log step in output_dir/metrics.jsonl, W&B, and a progress line.
+"""Training metrics: one JSON line per log step in output_dir/metrics.jsonl, W&B, a progress line and
+output_dir/progress.json (common/progress.py: step k/N, loss, for whoever watches the job).
 
 A row: {"step", "loss", "lr", "tokens_per_s", "elapsed", "grad_norm", "tokens", ...};
 eval rows add "valid_loss"; a mixture-of-experts model adds "expert_tokens" (tokens per expert
@@ -19,6 +20,7 @@ import secrets
 from pathlib import Path
 
 from recipes.nano3.common.outputs import write_bytes
+from recipes.nano3.common.progress import Progress, write_progress
 
 
 def truncate(path: Path, after_step: int | None) -> None:
@@ -86,6 +88,7 @@ class Metrics:
                  resume_step: int | None, wandb_id: str | None):
         self.path, self.enabled, self.run = path, enabled, None
         self.wandb_id = wandb_id
+        self.total = (config.get("train") or {}).get("max_steps")  # for progress.json's step k/N
         if not enabled:
             return
         truncate(path, resume_step)
@@ -108,6 +111,8 @@ class Metrics:
         self.file.write(json.dumps(row, sort_keys=True) + "\n")
         self.file.flush()
         print(progress_line(row), flush=True)
+        write_progress(self.path.parent, Progress(step=row.get("step"), total=self.total, loss=row.get("loss"),
+                                                  elapsed=row.get("elapsed")))
         if self.run is not None:
             # scalars only: per-expert token lists (MoE) stay in metrics.jsonl and the run report's plot
             self.run.log({k: v for k, v in row.items() if k != "step" and not isinstance(v, (list, dict))},
