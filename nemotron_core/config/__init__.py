@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 _EXPORTS = {
-    "parse_config": "nemotron_core.config.loader",
+    # These two also take the seed's arguments (seed_forms.py): parse_config(ctx, config_dir, default).
+    "parse_config": "nemotron_core.config.seed_forms",
     "load_yaml": "nemotron_core.config.loader",
     "apply_overrides": "nemotron_core.config.overrides",
-    "build_job_config": "nemotron_core.config.job",
+    "build_job_config": "nemotron_core.config.seed_forms",
     "extract_train_config": "nemotron_core.config.job",
     "save_configs": "nemotron_core.config.job",
     "generate_job_dir": "nemotron_core.config.job",

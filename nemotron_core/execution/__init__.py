@@ -21,6 +21,8 @@ Modules (one job each):
     logs.py           following log files / texts line by line
     packaging.py      SelfContainedPackager, CodePackager, choose_packager (imports nemo-run)
     squash.py         ensure_squashed_image (enroot import on the Slurm profile)
+    seed_forms.py     the seed's (nemo_runspec.execution) call forms of create_executor, execute_local,
+                      build_env_vars, get_startup_commands, ensure_squashed_image; execute_remote
     sweeper.py        list and cancel the jobs of a (dead) flow run
     tracking.py       track_slurm_jobs: wait on thousands of Slurm jobs/array tasks, one squeue per poll
     ssh.py            the login node's SSH connection (host keys checked, one-line errors)
@@ -35,11 +37,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from nemotron_core.execution.executors import RayClusterExecutor, build_env_vars, create_executor
+from nemotron_core.execution.executors import RayClusterExecutor
 from nemotron_core.execution.options import JobOptions, JobPaths, job_options, job_paths
-from nemotron_core.execution.profile_keys import get_startup_commands
 from nemotron_core.execution.jobs import Job, find_job, submit, wait_all
-from nemotron_core.execution.local import execute_local, job_environment
+from nemotron_core.execution.local import job_environment
+# The seed's names, taking its arguments as well as ours (seed_forms.py calls the modules above).
+from nemotron_core.execution.seed_forms import (build_env_vars, clone_git_repos_via_tunnel, create_executor,
+                                                ensure_squashed_image, execute_local, execute_remote,
+                                                get_startup_commands)
 from nemotron_core.execution.refs import JobRef
 from nemotron_core.execution.states import JobError, JobState, JobStatus
 
@@ -47,7 +52,6 @@ _LAZY = {
     "SelfContainedPackager": "nemotron_core.execution.packaging",
     "CodePackager": "nemotron_core.execution.packaging",
     "choose_packager": "nemotron_core.execution.packaging",
-    "ensure_squashed_image": "nemotron_core.execution.squash",
     "render_job_script": "nemotron_core.execution.backends.slurm_render",
     "cancel_flow_run": "nemotron_core.execution.sweeper",
     "orphans": "nemotron_core.execution.sweeper",
@@ -55,7 +59,8 @@ _LAZY = {
 
 __all__ = [
     "Job", "JobError", "JobOptions", "JobPaths", "JobRef", "JobState", "JobStatus", "RayClusterExecutor",
-    "build_env_vars", "create_executor", "execute_local", "find_job", "get_startup_commands", "job_environment",
+    "build_env_vars", "clone_git_repos_via_tunnel", "create_executor", "ensure_squashed_image", "execute_local",
+    "execute_remote", "find_job", "get_startup_commands", "job_environment",
     "job_options", "job_paths", "submit", "wait_all", *_LAZY,
 ]
 

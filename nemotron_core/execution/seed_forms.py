@@ -1,0 +1,207 @@
+"""The execution names of the seed (NVIDIA's `nemo_runspec.execution`), taking its arguments too.
+
+A seed recipe command builds and runs its job with
+
+    env_vars = build_env_vars(job_config, env)
+    executor = create_executor(env=env, env_vars=env_vars, packager=None, attached=cfg.attached,
+                               default_image=SPEC.image, script_resources=SPEC.resources)
+    execute_local(SCRIPT_PATH, train_path, cfg.passthrough, torchrun=False,
+                  env_vars=env_vars, startup_commands=get_startup_commands(env))
+
+Each name here takes that form and this project's own (`create_executor(profile, spec, ...)`,
+`execute_local(plan, job_dir)`), told apart by the arguments, and calls the one implementation
+(executors.py, local.py, profile_keys.py, squash.py). Differences from the seed, on purpose:
+- `env` is the `Profile` that `parse_env` returns (a plain mapping is refused in one line);
+- `build_env_vars` never returns a secret (HF_TOKEN, WANDB_API_KEY reach the job through the
+  0600 secrets.env, not the plain environment);
+- the seed's `execute_local` ends the command with typer.Exit(code); here it returns on success
+  and raises SystemExit(code) when the script fails (the toolkit does not import typer);
+- the seed's remote step is nemo-run's Experiment; here it is `execute_remote` (below), which
+  renders the sbatch text under `dry_run` and otherwise submits through `submit`, so jobs are
+  found, followed and cancelled like every other job of this project.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Callable
+
+from nemotron_core.errors import NemotronError, ProfileError
+from nemotron_core.execution import executors as _executors
+from nemotron_core.execution import local as _local
+from nemotron_core.execution import profile_keys as _keys
+from nemotron_core.launch import Plan
+from nemotron_core.profiles import Profile
+from nemotron_core.runspec import Runspec, RunspecConfig, RunspecResources, RunspecRun
+
+
+def _profile(env: Any, what: str) -> Profile | None:
+    if env is None or isinstance(env, Profile):
+        return env
+    raise ProfileError(f"{what}: env must be the profile parse_env() returned (or None for a local run), "
+                       f"got {type(env).__name__}")
+
+
+def _mapping_profile(env: Any) -> Profile | None:
+    """A `run.env`-style mapping read as a profile named after it (for the readers that take one)."""
+    if env is None or isinstance(env, Profile):
+        return env
+    if isinstance(env, Mapping) or hasattr(env, "items"):
+        return Profile(name="run.env", data={str(k): v for k, v in env.items()}, chain=("run.env",), source=None)
+    raise ProfileError(f"env must be a profile or a mapping, got {type(env).__name__}")
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def get_startup_commands(env: Any) -> list[str]:
+    """The `startup_commands` of a profile, or of a mapping such as a config's `run.env`."""
+    return _keys.get_startup_commands(_mapping_profile(env))
+
+
+def build_env_vars(job_config: Any = None, env: Any = None) -> dict[str, str]:
+    """The job's non-secret environment (executors.build_env_vars); `env` a profile or a mapping."""
+    return _executors.build_env_vars(job_config, _mapping_profile(env))
+
+
+# --------------------------------------------------------------------------- create_executor
+
+
+def create_executor(*args: Any, **kwargs: Any) -> Any:
+    """`create_executor(env=..., env_vars=..., packager=..., attached=..., default_image=...,
+    script_resources=...)` (seed) or `create_executor(profile, spec, ...)` (executors.py)."""
+    seed = "env" in kwargs or (len(args) >= 2 and not isinstance(args[1], Runspec)) or (
+        len(args) < 2 and "spec" not in kwargs)
+    if not seed:
+        return _executors.create_executor(*args, **kwargs)
+    return _seed_create_executor(*args, **kwargs)
+
+
+def _stand_in_spec(default_image: str | None, script_resources: Any) -> Runspec:
+    """The seed's create_executor knows no runspec: its image and resources make one (torchrun, as the seed)."""
+    resources = script_resources if isinstance(script_resources, RunspecResources) else RunspecResources()
+    return Runspec(name="recipe", script_path=Path("recipe.py"), config=RunspecConfig(dir=Path(".")),
+                   run=RunspecRun(launch="torchrun"), resources=resources, image=default_image)
+
+
+def _seed_create_executor(env: Any = None, env_vars: dict[str, str] | None = None, packager: Any = None, *,
+                          attached: bool = False, force_squash: bool = False, default_image: str | None = None,
+                          script_resources: Any = None, spec: Runspec | None = None) -> Any:
+    profile = _profile(env, "create_executor")
+    spec = spec or _stand_in_spec(default_image, script_resources)
+    if default_image and not spec.image:
+        spec = dataclasses.replace(spec, image=default_image)
+    if force_squash and profile is not None and profile.executor == "slurm":
+        image = _keys.image(profile, spec)
+        if image and not image.endswith(".sqsh"):
+            ensure_squashed_image(profile, image, force=True)
+    return _executors.create_executor(profile, spec, env_vars=env_vars, packager=packager, attached=attached)
+
+
+# --------------------------------------------------------------------------- running
+
+
+def execute_local(*args: Any, **kwargs: Any) -> Any:
+    """`execute_local(script_path, train_path, passthrough, torchrun=..., env_vars=..., startup_commands=...)`
+    (seed) or `execute_local(plan, job_dir)` (local.py, returns the exit code)."""
+    first = args[0] if args else kwargs.get("plan")
+    if isinstance(first, Plan):
+        return _local.execute_local(*args, **kwargs)
+    return _seed_execute_local(*args, **kwargs)
+
+
+def _seed_execute_local(script_path: str | Path, train_path: str | Path, passthrough: Sequence[str] = (), *,
+                        torchrun: bool = True, env_vars: dict[str, str] | None = None,
+                        startup_commands: Sequence[str] | None = None) -> None:
+    from nemotron_core.execution.shellsafe import check_env
+    from nemotron_core.launch import plan_job
+    from nemotron_core.runspec import parse
+
+    spec = parse(script_path)
+    launch = "torchrun" if torchrun else ("direct" if spec.run.launch == "torchrun" else spec.run.launch)
+    if launch != spec.run.launch:  # the seed's flag decides the launcher, as there
+        spec = dataclasses.replace(spec, run=dataclasses.replace(spec.run, launch=launch))
+    plan = plan_job(spec, None, Path(train_path), passthrough=list(passthrough))
+    env = {**plan.env, **check_env(dict(env_vars or {}), profile=None)}
+    command = list(plan.command)
+    if startup_commands:  # run first in the job's shell; a failing line stops the job (set -e)
+        lines = "\n".join(["set -e", *startup_commands, 'exec "$@"'])
+        command = ["bash", "-c", lines, "startup", *command]
+    plan = dataclasses.replace(plan, command=command, env=env)
+    code = _local.execute_local(plan, Path(train_path).parent)
+    if code != 0:
+        raise SystemExit(code)
+
+
+def render_dry_run(executor: Any, plan: Plan, job_dir: Path) -> str:
+    """What a dry run shows for `executor`: the sbatch script (Slurm), the request (clouds), else the command."""
+    kind = plan.executor  # the profile's executor kind
+    if kind == "slurm":
+        from nemotron_core.execution.backends.slurm import render_job_script
+
+        return render_job_script(executor, plan, job_dir)
+    if kind in ("dgxcloud", "lepton", "skypilot"):
+        from nemotron_core.execution.backends.cloud_render import render_request
+
+        return render_request(executor, plan, job_dir)
+    return plan.command_line
+
+
+def execute_remote(script_path: str | Path, train_path: str | Path, env: Any, executor: Any,
+                   passthrough: Sequence[str] = (), *, attached: bool = True, dry_run: bool = False,
+                   echo: Callable[[str], Any] = print) -> int:
+    """Step 3 for a profile (the seed writes nemo-run's Experiment here): the job of `script_path`
+    reading `train_path`, through `executor`. `dry_run` prints what would be submitted (the sbatch
+    text on Slurm) and submits nothing. Attached, it follows the logs and returns the job's exit
+    code; detached, it returns 0 once the job is queued."""
+    from nemotron_core.execution.jobs import submit
+    from nemotron_core.launch import plan_job
+    from nemotron_core.runspec import parse
+
+    profile = _profile(env, "execute_remote")
+    plan = plan_job(parse(script_path), profile, Path(train_path), passthrough=list(passthrough))
+    job_dir = Path(train_path).parent
+    if dry_run:
+        echo(render_dry_run(executor, plan, job_dir))
+        return 0
+    job = submit(executor, plan, job_dir=job_dir)
+    echo(f"submitted {plan.recipe}: job {job.id} ({plan.executor}), job dir {job_dir}")
+    if not attached:
+        return 0
+    return job.wait(on_log=echo).returncode
+
+
+# --------------------------------------------------------------------------- squash and git
+
+
+def ensure_squashed_image(*args: Any, **kwargs: Any) -> str:
+    """`ensure_squashed_image(tunnel, image, remote_job_dir, env, force=...)` (seed) or
+    `ensure_squashed_image(profile, image, force=..., dry_run=...)` (squash.py)."""
+    from nemotron_core.execution import squash as _squash
+
+    first = args[0] if args else kwargs.get("profile")
+    if isinstance(first, Profile):
+        return _squash.ensure_squashed_image(*args, **kwargs)
+    return _seed_ensure_squashed_image(*args, **kwargs)
+
+
+def _seed_ensure_squashed_image(tunnel: Any, image: str, remote_job_dir: str | None = None, env: Any = None,
+                                force: bool = False) -> str:
+    """The seed passes its open tunnel; here the profile (`env`) says how to reach the cluster, and the
+    squash file goes to the profile's `squash_dir`, else `<remote_job_dir>/images`."""
+    from nemotron_core.execution import squash as _squash
+
+    profile = _profile(env, "ensure_squashed_image")
+    if profile is None:
+        raise ProfileError("ensure_squashed_image: pass env=<the Slurm profile parse_env() returned>")
+    if remote_job_dir and not profile.get("squash_dir"):
+        profile = dataclasses.replace(profile, data={**profile.data, "squash_dir": f"{remote_job_dir.rstrip('/')}/images"})
+    return _squash.ensure_squashed_image(profile, image, force=force)
+
+
+def clone_git_repos_via_tunnel(tunnel: Any, remote_job_dir: str) -> list[str]:
+    """The seed clones the config's `${auto_mount:git+URL@REF}` repos on the cluster here."""
+    raise NemotronError("clone_git_repos_via_tunnel: ${auto_mount:git+...} cloning is not available in this "
+                        "version of the toolkit; mount a checkout with a plain host:container mount instead")
