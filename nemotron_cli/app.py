@@ -5,10 +5,10 @@
     nemotron nano3 model import|eval ...            models
     nemotron evaluate MODEL_ARTIFACT[:VERSION]
     nemotron artifacts list|show|lineage|alias|verify|gc
-    nemotron kit squash IMAGE
+    nemotron kit squash [PROFILE] IMAGE
 
-Global options (`--run/--batch PROFILE`, `--dry-run`, `-c/--config`) may come before or
-after the subcommand (see context.py). Every command honours `--dry-run` (prints what it
+Global options (`-r/--run PROFILE`, `-b/--batch PROFILE`, `-d/--dry-run`, `-c/--config`,
+`--stage`, `--force-squash`) may come before or after the subcommand (see context.py). Every command honours `--dry-run` (prints what it
 would do, changes nothing) or refuses it with one line (dry_run.py). Nothing here imports
 torch, nemo-run or Prefect unless a command needs them.
 
@@ -27,7 +27,7 @@ import sys
 import typer
 
 from nemotron_cli.artifacts_cmd import app as artifacts_app
-from nemotron_cli.dry_run import honours_dry_run
+from nemotron_cli.dry_run import honours_dry_run, squashes
 from nemotron_cli.nano3 import app as nano3_app
 
 app = typer.Typer(
@@ -44,10 +44,14 @@ kit_app = typer.Typer(name="kit", help="Toolkit utilities (container images).", 
 @app.callback()
 def root(
     ctx: typer.Context,
-    run: str = typer.Option(None, "--run", metavar="PROFILE", help="Run attached through an env.toml profile."),
-    batch: str = typer.Option(None, "--batch", metavar="PROFILE", help="Submit detached through an env.toml profile."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the resolved config and the plan; run nothing."),
+    run: str = typer.Option(None, "-r", "--run", metavar="PROFILE", help="Run attached through an env.toml profile."),
+    batch: str = typer.Option(None, "-b", "--batch", metavar="PROFILE", help="Submit detached through an env.toml profile."),
+    dry_run: bool = typer.Option(False, "-d", "--dry-run", help="Print the resolved config and the plan; run nothing."),
     config: str = typer.Option(None, "-c", "--config", metavar="NAME|PATH", help="Recipe config: tiny, default or a YAML path."),
+    stage: bool = typer.Option(False, "--stage", help="Put the job's files in its job dir (on the cluster for "
+                               "Slurm) and print how to run it by hand; submit nothing."),
+    force_squash: bool = typer.Option(False, "--force-squash", help="Import the container's enroot squash file "
+                                      "again before submitting (Slurm profiles with squash = true)."),
 ) -> None:
     """Options here are documentation: main() extracts them wherever they appear."""
 
@@ -67,21 +71,26 @@ def evaluate(ctx: typer.Context, model: str = typer.Argument(..., metavar="MODEL
 
 @kit_app.command(name="squash", rich_help_panel="Kit")
 @honours_dry_run  # ensure_squashed_image(dry_run=True) prints the commands
+@squashes  # --force-squash is --force here
 def squash(ctx: typer.Context,
-           image: str = typer.Argument(..., help="Container image to import as an enroot squash file."),
+           words: list[str] = typer.Argument(..., metavar="[PROFILE] IMAGE",
+                                             help="The Slurm profile (or -r PROFILE) and the container image."),
            force: bool = typer.Option(False, "--force", help="Import again even if the squash file exists.")) -> None:
     """Build the enroot squash file for IMAGE on the Slurm profile (skipped when it exists).
 
-    Use with --run/--batch PROFILE (a Slurm profile); --dry-run prints the commands.
+    [bold]nemotron kit squash PROFILE IMAGE[/] or [bold]nemotron kit squash IMAGE -r PROFILE[/];
+    --dry-run prints the commands.
     """
-    from nemotron_core.errors import ProfileError
+    from nemotron_cli.kit import squash_target
     from nemotron_core.execution.squash import ensure_squashed_image
     from nemotron_core.profiles import load_env
 
     g = ctx.obj
-    if g is None or not g.profile:
-        raise ProfileError("'nemotron kit squash' needs a Slurm profile: nemotron kit squash IMAGE --run PROFILE")
-    ensure_squashed_image(load_env().profile(g.profile), image, force=force, dry_run=g.dry_run)
+    profile, image = squash_target(words, g.profile if g is not None else None)
+    force = force or bool(g and g.force_squash)
+    if force and g is not None and g.dry_run:  # the dry run prints both steps either way
+        print("# forced: the import runs even when the squash file exists")
+    ensure_squashed_image(load_env().profile(profile), image, force=force, dry_run=bool(g and g.dry_run))
 
 
 app.add_typer(nano3_app, rich_help_panel="Recipes")
@@ -107,7 +116,8 @@ def main(argv: list[str] | None = None, *, cli: typer.Typer | None = None) -> in
         rest, g = split_argv(argv)
         pin_tool_homes()
         command = typer.main.get_command(cli or app)
-        refuse_unsupported(command, dry_run=g.dry_run, passthrough=bool(g.passthrough))
+        refuse_unsupported(command, dry_run=g.dry_run, passthrough=bool(g.passthrough), stage=g.stage,
+                           force_squash=g.force_squash)
         # make_context + invoke, not command.main(): Typer's main turns Ctrl-C into a silent exit 130
         # and prints its own error boxes; here every exception comes to the handlers below.
         with no_tool_homes_created() if g.dry_run else nullcontext():

@@ -1,6 +1,7 @@
-"""Late global options: `--run/--batch PROFILE`, `--dry-run`, `-c/--config` anywhere.
+"""Late global options, anywhere on the line (the seed's set): `-r/--run PROFILE`,
+`-b/--batch PROFILE`, `-d/--dry-run`, `-c/--config NAME|PATH`, `--stage`, `--force-squash`.
 
-Users type `nemotron nano3 sft -c tiny --run dev train.lr=1e-4 -- --extra`, or put the
+Users type `nemotron nano3 sft -c tiny -r dev train.lr=1e-4 -- --extra`, or put the
 globals first. `split_argv` pulls the globals out of the whole command line (up to `--`)
 before Typer parses it; `key=value`, `+key=value` and `~key` words become the dotlist and
 words after `--` pass through to the recipe script untouched. Because the globals are
@@ -25,6 +26,8 @@ class GlobalContext:
     batch: str | None = None  # profile, detached
     dry_run: bool = False
     config: str | None = None
+    stage: bool = False  # put the job's files in place and print how to run it; submit nothing
+    force_squash: bool = False  # import the container's squash file again even when it exists
     passthrough: list[str] = field(default_factory=list)
     argv: list[str] = field(default_factory=list)  # the full original command line
 
@@ -39,6 +42,11 @@ class GlobalContext:
     @property
     def attached(self) -> bool:
         return not self.batch
+
+
+#: Global options with a value, and flags: option word → GlobalContext field.
+_VALUED = {"-r": "run", "--run": "run", "-b": "batch", "--batch": "batch", "-c": "config", "--config": "config"}
+_FLAGS = {"-d": "dry_run", "--dry-run": "dry_run", "--stage": "stage", "--force-squash": "force_squash"}
 
 
 def split_argv(argv: list[str]) -> tuple[list[str], GlobalContext]:
@@ -60,16 +68,14 @@ def split_argv(argv: list[str]) -> tuple[list[str], GlobalContext]:
     while i < len(argv):
         word = argv[i]
         opt, eq, inline = word.partition("=")
-        if opt in ("--run", "--batch", "--config") and eq:
-            setattr(ctx, opt[2:], inline)
-        elif word in ("--run", "--batch"):
-            setattr(ctx, word[2:], value(word))
-        elif word in ("-c", "--config"):
-            ctx.config = value(word)
-        elif word.startswith("-c") and len(word) > 2 and not word.startswith("--"):
-            ctx.config = word[2:]
-        elif word == "--dry-run":
-            ctx.dry_run = True
+        if opt in _VALUED and eq:  # --run=dev, -r=dev
+            setattr(ctx, _VALUED[opt], inline)
+        elif word in _VALUED:
+            setattr(ctx, _VALUED[word], value(word))
+        elif word[:2] in _VALUED and len(word) > 2 and not word.startswith("--"):  # -ctiny, -rdev
+            setattr(ctx, _VALUED[word[:2]], word[2:])
+        elif word in _FLAGS:
+            setattr(ctx, _FLAGS[word], True)
         else:
             rest.append(word)
         i += 1

@@ -10,7 +10,8 @@ for one that fails with a one-line error (exit 2): a new command that forgets ab
 
 Words after `--` (passed to the recipe script) get the same treatment: only commands marked
 `@takes_passthrough` accept them, so `nemotron artifacts gc -- --dry-run` is refused rather
-than run with the `--dry-run` silently dropped.
+than run with the `--dry-run` silently dropped. `--stage` and `--force-squash` likewise:
+only commands marked `@stages_job` / `@squashes` act on them, every other one refuses them.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ F = TypeVar("F", bound=Callable)
 # Marks survive Typer's wrapper (functools.update_wrapper copies the function's __dict__).
 _MARK = "__nemotron_honours_dry_run__"
 _PASSTHROUGH = "__nemotron_takes_passthrough__"
+_STAGE = "__nemotron_stages_job__"
+_SQUASH = "__nemotron_squashes__"
 
 
 def honours_dry_run(fn: F) -> F:
@@ -40,6 +43,18 @@ def honours_dry_run(fn: F) -> F:
 def takes_passthrough(fn: F) -> F:
     """Mark a command function as one that hands the words after `--` to a script."""
     setattr(fn, _PASSTHROUGH, True)
+    return fn
+
+
+def stages_job(fn: F) -> F:
+    """Mark a command function as one that acts on --stage (files in place, nothing submitted)."""
+    setattr(fn, _STAGE, True)
+    return fn
+
+
+def squashes(fn: F) -> F:
+    """Mark a command function as one that acts on --force-squash."""
+    setattr(fn, _SQUASH, True)
     return fn
 
 
@@ -57,16 +72,22 @@ def leaf_commands(command: click.Command, path: tuple[str, ...] = ()) -> Iterato
         yield from leaf_commands(child, (*path, name))
 
 
-def refuse_unsupported(root: click.Command, *, dry_run: bool, passthrough: bool, prog: str = "nemotron") -> None:
-    """Make every leaf that does not support the given global (--dry-run, words after `--`) fail
-    with one line instead of running."""
+def refuse_unsupported(root: click.Command, *, dry_run: bool, passthrough: bool, stage: bool = False,
+                       force_squash: bool = False, prog: str = "nemotron") -> None:
+    """Make every leaf that does not support the given global (--dry-run, words after `--`,
+    --stage, --force-squash) fail with one line instead of running."""
     for path, command in leaf_commands(root):
         name = " ".join((prog, *path))
+        marks = getattr(command.callback, "__dict__", {})
         if dry_run and not honours(command):
             problem = (f"'{name}' does not support --dry-run (it cannot show its effect without acting); "
                        f"run it without --dry-run")
-        elif passthrough and not getattr(command.callback, _PASSTHROUGH, False):
+        elif passthrough and not marks.get(_PASSTHROUGH):
             problem = f"'{name}' takes no arguments after '--' (only recipe commands pass them to their script)"
+        elif stage and not marks.get(_STAGE):
+            problem = f"'{name}' has no job to stage; --stage is for recipe commands"
+        elif force_squash and not marks.get(_SQUASH):
+            problem = f"'{name}' uses no container image; --force-squash is for recipe commands and 'kit squash'"
         else:
             continue
 

@@ -21,12 +21,12 @@ model_app = RecipeTyper(name="model", help="Import or evaluate model artifacts."
 _GROUPS = {(): app, ("data", "prep"): prep_app}
 
 
-def _run(stage: Stage, ctx: typer.Context) -> None:
+def _run(stage: Stage, ctx: typer.Context, extra: tuple[str, ...] = ()) -> None:
     from nemotron_cli.context import split_dotlist
     from nemotron_cli.recipe_run import run_recipe
 
     g = ctx.obj
-    code = run_recipe(stage, g, split_dotlist(ctx.args))
+    code = run_recipe(stage, g, [*split_dotlist(ctx.args), *extra])
     if stage is EVAL and code == 0 and g.attached and not g.dry_run:  # registered: the table has its row now
         from nemotron_core.artifacts import open_registry
         from nemotron_core.profiles import load_env
@@ -38,8 +38,19 @@ def _run(stage: Stage, ctx: typer.Context) -> None:
 
 def _stage_command(stage: Stage) -> None:
     *group, name = stage.command
+    register = _GROUPS[tuple(group)].recipe(stage, name=name, panel=stage.panel, help=stage.help)
+    if stage is EVAL:
+        @register
+        def eval_command(ctx: typer.Context, task: list[str] = typer.Option(
+                None, "-t", "--task", metavar="TASK",
+                help="Run only this evaluation (repeatable): perplexity, heldout_qa, rl_reward, nano3_qa, "
+                     "nano3_qa_mc, or an lm-eval task name. Default: all of this project's own.")) -> None:
+            from nemotron_cli.eval_tasks import tasks_override
 
-    @_GROUPS[tuple(group)].recipe(stage, name=name, panel=stage.panel, help=stage.help)
+            _run(stage, ctx, tasks_override(task or []))
+        return
+
+    @register
     def command(ctx: typer.Context) -> None:
         _run(stage, ctx)
 

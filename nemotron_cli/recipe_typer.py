@@ -14,7 +14,7 @@ from typing import Callable
 import typer
 from typer.core import TyperCommand
 
-from nemotron_cli.dry_run import honours_dry_run, takes_passthrough
+from nemotron_cli.dry_run import honours_dry_run, squashes, stages_job, takes_passthrough
 from pipeline.stages import STAGES, Stage
 
 
@@ -81,6 +81,8 @@ class RecipeTyper(typer.Typer):
         def register(fn: Callable) -> Callable:
             honours_dry_run(fn)  # run_recipe prints config and plan and stops before writing anything
             takes_passthrough(fn)  # words after `--` go to the recipe script
+            stages_job(fn)  # --stage: job files in place, how to run it printed, nothing submitted
+            squashes(fn)  # --force-squash: the profile's squash file imported again before submitting
             return self.command(
                 name=name, help=help, rich_help_panel=panel, cls=cls,
                 context_settings={"allow_extra_args": True, "ignore_unknown_options": True},

@@ -21,6 +21,8 @@ import os
 import random
 from pathlib import Path
 
+from nemotron_core.errors import ConfigError, did_you_mean
+
 from recipes.nano3.common.chat import IM_END
 from recipes.nano3.common.outputs import write_json, write_jsonl
 from recipes.nano3.common.world import World
@@ -81,8 +83,14 @@ def run(model, tokenizer, folder: Path, tasks: list[str], *, batch_size: int, se
 
     for name in ("lm_eval", "lm-eval"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # lm-eval's own task index is read only when a task not written here is asked for (slow to build).
+    manager = TaskManager(include_path=str(folder), include_defaults=any(t not in TASKS for t in tasks))
+    unknown = [t for t in tasks if t not in manager.all_tasks]
+    if unknown:
+        raise ConfigError(f"config key 'tasks': {unknown[0]!r} is not an lm-eval task known here"
+                          f"{did_you_mean(unknown[0], manager.all_tasks)}; this project's own: "
+                          f"perplexity, heldout_qa, rl_reward, {', '.join(TASKS)}")
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
-    manager = TaskManager(include_path=str(folder), include_defaults=False)
     out = simple_evaluate(model=lm, tasks=tasks, task_manager=manager, apply_chat_template=True, log_samples=False,
                           bootstrap_iters=1000, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
                           fewshot_random_seed=seed, verbosity="WARNING")

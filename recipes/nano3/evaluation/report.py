@@ -31,7 +31,7 @@ STAGE_ORDER = ("nano3-pretrain-model", "nano3-sft-model", "nano3-rl-model")
 
 
 def flat_metrics(ppl: dict, qa: dict, rl: dict, lm: dict) -> dict:
-    out = {"perplexity": ppl["perplexity"], "valid_loss": ppl["valid_loss"],
+    out = {**{k: ppl[k] for k in ("perplexity", "valid_loss") if k in ppl},  # absent when not selected
            **{k: v for k, v in qa.items() if not isinstance(v, dict)}, **rl}
     for task, values in lm.items():
         short = task.removeprefix("nano3_")

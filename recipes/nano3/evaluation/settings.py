@@ -6,10 +6,14 @@
     heldout        which held-out splits, greedy generation length and batch, the format reward weight
     perplexity     window length, batch, how many batches (0 = the whole valid split)
     lm_eval        run the local lm-eval tasks (generate + multiple choice), their batch size
+    tasks          which evaluations run ([] = all of this project's own); `nemotron nano3 eval -t TASK`
+                   sets it. Own tasks: perplexity, heldout_qa, rl_reward, nano3_qa, nano3_qa_mc; any
+                   other name is an lm-eval harness task (its dataset must be reachable by the job)
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from nemotron_core.errors import ConfigError, one_of
@@ -40,7 +44,11 @@ SCHEMA = {
         "enabled": True,
         "batch_size": 32,
     },
+    "tasks": [],
 }
+#: This project's own evaluations; the last two are lm-eval tasks it writes itself (lmeval.TASKS).
+OWN_TASKS = ("perplexity", "heldout_qa", "rl_reward", "nano3_qa", "nano3_qa_mc")
+_TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 SPLITS = ("train", "valid", "test")
 
 
@@ -65,5 +73,17 @@ def check(cfg: dict) -> None:
     if not isinstance(splits, list) or not splits or any(s not in SPLITS for s in splits):
         raise ConfigError(f"config key 'heldout.splits': {splits!r} must be a non-empty list of "
                           f"{one_of(SPLITS)}")
+    tasks = cfg["tasks"]
+    if not isinstance(tasks, list) or any(not isinstance(t, str) or not _TASK_NAME.match(t) for t in tasks):
+        raise ConfigError(f"config key 'tasks': {tasks!r} must be a list of task names (letters, digits, _ . -); "
+                          f"this project's own: {', '.join(OWN_TASKS)}; others are lm-eval tasks")
     if not isinstance(cfg["lm_eval"]["enabled"], bool):
         raise ConfigError(f"config key 'lm_eval.enabled': {cfg['lm_eval']['enabled']!r} must be true or false")
+
+
+def selected_tasks(cfg: dict) -> list[str]:
+    """The tasks to run: the config's `tasks`, or every own task ([] or absent); duplicates dropped."""
+    chosen = list(dict.fromkeys(cfg.get("tasks") or OWN_TASKS))
+    if not cfg["lm_eval"]["enabled"]:  # lm_eval.enabled: false keeps its meaning: no lm-eval task runs
+        chosen = [t for t in chosen if t in OWN_TASKS[:3]]
+    return chosen

@@ -32,6 +32,8 @@ Metrics (all on data no stage trained on):
   rl_reward, rl_accuracy  the RL data's held-out prompts, scored like the RL trainer (answer + format)
   lmeval_qa_exact_match,  lm-eval harness (HF model adapter, chat template) on the project's local tasks
   lmeval_qa_mc_acc        nano3_qa (generate) and nano3_qa_mc (multiple choice), offline
+Config `tasks` (`nemotron nano3 eval -t TASK ...`) picks some: perplexity, heldout_qa, rl_reward,
+nano3_qa, nano3_qa_mc, or any lm-eval harness task by name; [] runs all of this project's own.
 
 Output (output_dir; the caller registers it as nano3-eval with lineage to the model version):
   results.json            model identity + metrics (see evaluation/report.py)
@@ -89,24 +91,30 @@ def main(argv: list[str]) -> None:
     gen = {"max_new_tokens": h["max_new_tokens"], "batch_size": h["batch_size"]}
 
     # 2. Perplexity on the pretrain valid split.
-    t = time.time()
-    ppl = perplexity(model, pre_data, rt=rt, seq_length=pp["seq_length"], micro=pp["micro_batch_size"],
-                     batches=pp["batches"], seed=cfg["seed"])
+    chosen = settings.selected_tasks(cfg)  # `tasks` (nano3 eval -t ...): [] = every own task
+    ppl, qa, rl, lm, qa_samples, rl_samples = {}, {}, {}, {}, [], []
+    timing = {}
+    if "perplexity" in chosen:
+        t = time.time()
+        ppl = perplexity(model, pre_data, rt=rt, seq_length=pp["seq_length"], micro=pp["micro_batch_size"],
+                         batches=pp["batches"], seed=cfg["seed"])
+        timing["perplexity_s"] = time.time() - t
     model.eval()
-    timing = {"perplexity_s": time.time() - t}
 
     # 3. Held-out Q&A exact match (world questions) and RL reward (RL data prompts), greedy.
     t = time.time()
-    qa, qa_samples = heldout.world_qa(model, tokenizer, world, h["splits"], **gen)
-    rl, rl_samples = heldout.rl_prompts(model, tokenizer, rl_rows, format_reward=h["format_reward"], **gen)
+    if "heldout_qa" in chosen:
+        qa, qa_samples = heldout.world_qa(model, tokenizer, world, h["splits"], **gen)
+    if "rl_reward" in chosen:
+        rl, rl_samples = heldout.rl_prompts(model, tokenizer, rl_rows, format_reward=h["format_reward"], **gen)
     timing["heldout_s"] = time.time() - t
 
-    # 4. lm-eval harness on the local tasks (HF model adapter, chat template, offline).
-    lm = {}
-    if cfg["lm_eval"]["enabled"]:
+    # 4. lm-eval harness: the local tasks (HF model adapter, chat template, offline) and any named lm-eval task.
+    lm_tasks = [name for name in chosen if name not in settings.OWN_TASKS[:3]]
+    if lm_tasks:
         t = time.time()
-        tasks = lmeval.write_tasks(world, h["splits"], out / "lm_eval" / "tasks", max_gen_toks=h["max_new_tokens"])
-        lm = lmeval.run(model, tokenizer, out / "lm_eval" / "tasks", tasks, batch_size=cfg["lm_eval"]["batch_size"],
+        lmeval.write_tasks(world, h["splits"], out / "lm_eval" / "tasks", max_gen_toks=h["max_new_tokens"])
+        lm = lmeval.run(model, tokenizer, out / "lm_eval" / "tasks", lm_tasks, batch_size=cfg["lm_eval"]["batch_size"],
                         seed=cfg["seed"])
         timing["lm_eval_s"] = time.time() - t
 
@@ -116,10 +124,10 @@ def main(argv: list[str]) -> None:
     identity = {"path": cfg["model_path"], **{k: model_input.get(k) for k in ("artifact", "name", "config_digest")}}
     outputs.write_jsonl(out / "samples.jsonl", qa_samples + rl_samples)
     outputs.write_json(out / "results.json", {
-        "model": identity, "metrics": metrics, "exact_match_by_task": qa["exact_match_by_task"], "lm_eval": lm,
-        "counts": {"perplexity_tokens": ppl["tokens"], "qa": qa["exact_match_n"],
-                   "completion": qa.get("completion_exact_match_n", 0), "rl": rl["rl_n"]},
-        "splits": h["splits"]})
+        "model": identity, "metrics": metrics, "exact_match_by_task": qa.get("exact_match_by_task", {}), "lm_eval": lm,
+        "counts": {"perplexity_tokens": ppl.get("tokens", 0), "qa": qa.get("exact_match_n", 0),
+                   "completion": qa.get("completion_exact_match_n", 0), "rl": rl.get("rl_n", 0)},
+        "splits": h["splits"], "tasks": chosen})
     outputs.finish(out, {
         "name": NAME, "artifact": ARTIFACT, "config_digest": settings.base.digest(cfg),
         "config": {k: v for k, v in cfg.items() if k != "output_dir"}, "model": identity,
