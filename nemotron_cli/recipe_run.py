@@ -53,7 +53,7 @@ def run_recipe(stage: Stage, g: GlobalContext, dotlist: list[str]) -> int:
     request = StageRequest(profile=profile.name, config=g.config or parse(stage.script_path).config.default,
                            overrides=list(dotlist))
     launch = Launch(mode=g.mode, detach=not g.attached, in_process=in_process, argv=tuple(g.argv),
-                    passthrough=tuple(g.passthrough))
+                    passthrough=tuple(g.passthrough), dry_run=g.dry_run)
     job = prepare_job(stage, request, {}, launch)
 
     # 2. The plan: executor, launcher, resources, command line; on Slurm, the sbatch script.
@@ -71,13 +71,20 @@ def run_recipe(stage: Stage, g: GlobalContext, dotlist: list[str]) -> int:
             from nemotron_core.execution.backends.cloud_render import render_request
 
             sbatch = render_request(executor, plan, job.job_dir)
-    if g.dry_run and stage.output:
+    pending = job.pending
+    for ref, producer in pending.items():  # dry run only: a real run refuses an unpublished input
+        print(f"pending input: {ref} is not published yet; {producer}")
+    if pending and stage.output:
+        print(f"would publish {stage.output} from a folder named by its content key, known once "
+              f"{', '.join(pending)} {'is' if len(pending) == 1 else 'are'} published")
+    elif g.dry_run and stage.output:
         cached = published_output(job)
         print(f"cached: {cached} holds this content (key {job.key[:16]}); a run would do nothing" if cached
               else f"would publish {stage.output} from {job.output_dir} (content key {job.key[:16]})")
     display_job_config(job.job_config)
     display_plan(plan, job_dir=job.job_dir, mode=g.mode, profile_name=profile.name,
-                 artifacts=dict(job.job_config.run.artifacts), sbatch=sbatch, dry_run=g.dry_run)
+                 artifacts={**job.job_config.run.artifacts, **{ref: "pending" for ref in pending}},
+                 sbatch=sbatch, dry_run=g.dry_run)
     if g.dry_run:
         return 0
 

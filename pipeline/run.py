@@ -43,6 +43,10 @@ from nemotron_core.paths import PACKAGE_ROOT, state_dir
 from pipeline.stages import Stage
 
 
+#: The output folder's name in a dry run whose inputs are pending (the content key is not known yet).
+PENDING_KEY = "<content-key-pending>"
+
+
 class StageRequest(BaseModel):
     """What the caller asks of one stage (Prefect parameters: no secrets here, ever)."""
 
@@ -60,6 +64,7 @@ class Launch:
     in_process: bool = False  # this process runs the command (CLI on the local executor, attached)
     argv: tuple[str, ...] = ()  # the CLI line, for job.yaml's provenance
     passthrough: tuple[str, ...] = ()  # words after `--`, appended to the script's command line
+    dry_run: bool = False  # plan only: an unpublished input reads as `<pending: ...>` instead of failing
 
 
 class Reporter(Protocol):
@@ -110,6 +115,11 @@ class PreparedJob:
     own_output: bool = True  # output_dir is the per-key folder (published by moving it), not the user's
 
     @property
+    def pending(self) -> dict[str, str]:
+        """Dry runs: inputs not published yet (ref -> who produces it); the content key waits for them."""
+        return dict(self.job_config.run.get("pending") or {})
+
+    @property
     def lineage(self) -> list[str]:
         return sorted(set(self.job_config.run.artifacts.values()))
 
@@ -150,10 +160,14 @@ def run_stage(stage: Stage, request: StageRequest, inputs: dict[str, str], repor
     return register_output(job, handle, reporter)       # 6. publish output_dir → "nano3-...:vN" with lineage
 
 
-def prepare_job(stage: Stage, request: StageRequest, inputs: dict[str, str], launch: Launch = Launch()) -> PreparedJob:
+def prepare_job(stage: Stage, request: StageRequest, inputs: dict[str, str], launch: Launch = Launch(),
+                rebuilt: tuple[tuple[str, str], ...] = ()) -> PreparedJob:
     """Runspec, profile, config with overrides and pinned inputs, content key, dirs (memoized).
 
-    Reads only: the job dir is named, not created.
+    Reads only: the job dir is named, not created. With `launch.dry_run`, inputs not published
+    yet (and the artifacts in `rebuilt`, (name, stage) pairs a plan builds first) are pending:
+    the job is prepared with placeholders, `job.pending` says who produces them, and the content
+    key and output folder are unknown until they exist.
     """
     from nemotron_core.profiles import load_env
 
@@ -162,7 +176,7 @@ def prepare_job(stage: Stage, request: StageRequest, inputs: dict[str, str], lau
     # The same call in the same place gets the same job (the Prefect cache key and the task share it);
     # another env.toml or state folder (tests, a long-lived process) is another place.
     place = json.dumps([str(state_dir()), profile.redacted(), env.section("artifacts")], sort_keys=True, default=str)
-    memo = (stage, request.model_dump_json(), tuple(sorted(inputs.items())), launch, place)
+    memo = (stage, request.model_dump_json(), tuple(sorted(inputs.items())), launch, place, rebuilt)
     if memo in _PREPARED:
         return _PREPARED[memo]
     from omegaconf import OmegaConf
@@ -181,8 +195,13 @@ def prepare_job(stage: Stage, request: StageRequest, inputs: dict[str, str], lau
               and train[OUTPUT_DIR_KEY] is not None)
     if not chosen:  # output_dir is not part of the content: a placeholder now, the per-key folder below
         OmegaConf.update(train, OUTPUT_DIR_KEY, "<set from the content key>", force_add=True)
+    pending = None
+    if launch.dry_run:
+        from pipeline.pending import pending_check
+
+        pending = pending_check(registry, dict(rebuilt))
     job = build_job_config(train, spec=spec, mode=launch.mode, profile=profile, argv=launch.argv, dotlist=dotlist,
-                           passthrough=launch.passthrough, config_name=request.config)
+                           passthrough=launch.passthrough, config_name=request.config, pending=pending)
     plain = OmegaConf.to_container(job, resolve=False)
     plain.pop("run")
     key = content_key(recipe=spec.name, source_digest=recipe_source_digest(spec.script_path), train_config=plain,
@@ -193,7 +212,8 @@ def prepare_job(stage: Stage, request: StageRequest, inputs: dict[str, str], lau
     if chosen:
         output_dir = Path(job[OUTPUT_DIR_KEY])
     elif stage.output:
-        output_dir = Path(profile.get("output_root") or state_dir() / "outputs") / stage.output / key[:16]
+        folder = PENDING_KEY if "pending" in job.run else key[:16]
+        output_dir = Path(profile.get("output_root") or state_dir() / "outputs") / stage.output / folder
     else:  # a recipe that publishes nothing: its output stays with its job
         output_dir = job_dir / "output"
     job[OUTPUT_DIR_KEY] = str(output_dir)

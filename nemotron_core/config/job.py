@@ -25,6 +25,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from nemotron_core.config.resolvers import PendingCheck
 from nemotron_core.errors import ConfigError, NemotronError, find_cause
 from nemotron_core.profiles import Profile
 from nemotron_core.runspec import Runspec
@@ -50,8 +51,8 @@ def git_info(path: Path) -> dict[str, Any]:
     return {"commit": commit, "dirty": bool(dirty) if dirty is not None else None}
 
 
-def resolve_train_config(train: DictConfig, *, remote: bool = False,
-                         secret_names: Iterable[str] = ()) -> tuple[Any, Any]:
+def resolve_train_config(train: DictConfig, *, remote: bool = False, secret_names: Iterable[str] = (),
+                         pending: PendingCheck | None = None) -> tuple[Any, Any]:
     """Resolve all interpolations, except those that read a secret.
 
     Kept unresolved (as written), for the job to resolve from its environment:
@@ -71,7 +72,7 @@ def resolve_train_config(train: DictConfig, *, remote: bool = False,
     kept: dict[tuple, str] = {}
     cfg = OmegaConf.create(hide_secret_keys(raw, "", False, kept))
     names = secret_env_names(extra=secret_names)
-    with resolution_scope(remote=remote, secret_names=names) as res:
+    with resolution_scope(remote=remote, secret_names=names, pending=pending) as res:
         try:
             plain = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
         except NemotronError:
@@ -97,8 +98,13 @@ def resolve_train_config(train: DictConfig, *, remote: bool = False,
 
 def build_job_config(train: DictConfig, *, spec: Runspec, mode: str = "local", profile: Profile | None = None,
                      argv: Sequence[str] = (), dotlist: Sequence[str] = (), passthrough: Sequence[str] = (),
-                     config_name: str | None = None, remote: bool | None = None) -> DictConfig:
-    """The train config, resolved, plus the `run` provenance section."""
+                     config_name: str | None = None, remote: bool | None = None,
+                     pending: PendingCheck | None = None) -> DictConfig:
+    """The train config, resolved, plus the `run` provenance section.
+
+    `pending` is for dry runs only: an input it reports as unpublished reads as a
+    `<pending: ...>` placeholder and is listed under `run.pending` instead of `run.artifacts`.
+    """
     from nemotron_core import __version__
 
     if mode not in MODES:
@@ -108,7 +114,7 @@ def build_job_config(train: DictConfig, *, spec: Runspec, mode: str = "local", p
     if remote is None:  # only a container sees another filesystem: ${auto_mount:} mounts there, else the host path
         remote = mode != "local" and bool(profile is not None and profile.get("container_image"))
     declared = tuple(profile.secret_names()) if profile is not None else ()
-    plain, res = resolve_train_config(train, remote=remote, secret_names=declared)
+    plain, res = resolve_train_config(train, remote=remote, secret_names=declared, pending=pending)
     script = Path(spec.script_path)
     run = {
         "mode": mode,
@@ -125,6 +131,7 @@ def build_job_config(train: DictConfig, *, spec: Runspec, mode: str = "local", p
         "git": git_info(script.parent),
         "artifacts": dict(res.artifacts),
         "mounts": list(res.mounts),
+        **({"pending": dict(res.pending)} if res.pending else {}),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "version": __version__,
     }

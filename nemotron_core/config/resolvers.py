@@ -18,6 +18,13 @@ config and keeps that value's expression unresolved, so the job reads the secret
 own environment. Outside a scope `oc.env` behaves as OmegaConf's.
 
 Resolution happens inside `resolution_scope()`, which collects what was pinned/mounted.
+
+Inputs not published yet (a dry run on a fresh state folder): the caller may pass
+`pending=fn` to `resolution_scope`, `fn(ref) -> str | None` returning, for a ref that is
+not published, who produces it (e.g. "`nemotron nano3 data prep pretrain`"). Such a ref then
+resolves to `<pending: REF, produced by ...>` and is recorded in `Resolution.pending`
+instead of pinned. The toolkit knows no stage table: the pipeline supplies `fn`. Without
+it (every real run), an unpublished input fails as the lookup says.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ from nemotron_core.errors import ArtifactError, ConfigError
 
 #: (ref "name[:version|alias]", field) -> (value, pinned ref "name:vN")
 ArtifactLookup = Callable[[str, str], tuple[Any, str]]
+#: ref -> None when it is published, else who produces it ("`nemotron nano3 sft`", "not published yet")
+PendingCheck = Callable[[str], "str | None"]
 
 _lookup: ArtifactLookup | None = None
 
@@ -50,6 +59,8 @@ class Resolution:
     pins: dict[str, str] = field(default_factory=dict)  # ref as written -> pinned (cache for one pass)
     secret_names: frozenset[str] = frozenset()  # env vars whose value must not be resolved here
     secrets_read: set[str] = field(default_factory=set)  # which of them the config referenced
+    pending_check: PendingCheck | None = None  # dry runs: unpublished inputs become placeholders
+    pending: dict[str, str] = field(default_factory=dict)  # ref (with :latest when unversioned) -> producer
 
 
 _current: contextvars.ContextVar[Resolution | None] = contextvars.ContextVar("nemotron_resolution", default=None)
@@ -75,10 +86,11 @@ def holds_secret_marker(value: Any) -> bool:
 
 
 @contextlib.contextmanager
-def resolution_scope(remote: bool = False, secret_names: Iterable[str] = frozenset()) -> Iterator[Any]:
+def resolution_scope(remote: bool = False, secret_names: Iterable[str] = frozenset(),
+                     pending: PendingCheck | None = None) -> Iterator[Any]:
     """Collect pinned artifact versions and mounts while resolving one config."""
     register_resolvers()
-    res = Resolution(remote=remote, secret_names=frozenset(secret_names))
+    res = Resolution(remote=remote, secret_names=frozenset(secret_names), pending_check=pending)
     token = _current.set(res)
     try:
         yield res
@@ -106,12 +118,20 @@ def _refuse_secret(resolver: str, value: Any) -> None:
 def _art(ref: str, fld: str | None = None) -> Any:
     _refuse_secret("art", ref)
     _refuse_secret("art", fld)
-    if not isinstance(ref, str) or not ref or fld is None:
-        raise ConfigError(f"${{art:{ref}}}: expected ${{art:NAME[:VERSION],FIELD}}, e.g. ${{art:nano3-sft-model,path}}")
+    if fld is None:  # `${art:data}` means its path, as in the seed
+        fld = "path"
+    if not isinstance(ref, str) or not ref:
+        raise ConfigError(f"${{art:{ref}}}: expected ${{art:NAME[:VERSION][,FIELD]}}, e.g. ${{art:nano3-sft-model,path}}")
     if _lookup is None:
         raise ArtifactError(f"${{art:{ref},{fld}}}: no artifact registry is configured for this run; "
                             f"set [artifacts] in env.toml or pass the value directly")
     res = _current.get()
+    if res is not None and res.pending_check is not None and ref not in res.pins:
+        producer = res.pending_check(ref)
+        if producer is not None:
+            shown = ref if ":" in ref else f"{ref}:latest"
+            res.pending[shown] = producer
+            return pending_placeholder(shown, producer)
     # Within one resolution pass, every mention of the same ref pins the same version.
     pinned_ref = res.pins.get(ref) if res else None
     value, pinned = _lookup(pinned_ref or ref, fld)
@@ -119,6 +139,11 @@ def _art(ref: str, fld: str | None = None) -> Any:
         res.pins.setdefault(ref, pinned)
         res.artifacts[ref] = pinned
     return value
+
+
+def pending_placeholder(ref: str, producer: str) -> str:
+    """What an unpublished input reads as in a dry run's config."""
+    return f"<pending: {ref}, {producer}>"
 
 
 def _auto_mount(src: str, dest: str | None = None) -> str:

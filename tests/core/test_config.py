@@ -245,7 +245,9 @@ def test_art_errors(spec, lookup):
     with pytest.raises(ArtifactError, match="artifact 'missing' not found"):
         build_job_config(OmegaConf.create({"m": "${art:missing,path}"}), spec=spec)
     with pytest.raises(ConfigError, match="expected"):
-        build_job_config(OmegaConf.create({"m": "${art:nano3-sft-model}"}), spec=spec)
+        build_job_config(OmegaConf.create({"m": "${art:''}"}), spec=spec)
+    # FIELD defaults to path, as in the seed.
+    assert build_job_config(OmegaConf.create({"m": "${art:nano3-sft-model}"}), spec=spec).m.endswith("/path")
 
 
 def test_art_without_registry_is_a_clear_error(spec):

@@ -1,0 +1,83 @@
+"""The newcomer path: a fresh checkout, nothing published, no services: every recipe's `--dry-run` works.
+
+The recipe commands are found in the Typer tree (every RecipeCommand leaf, plus `nano3 pipe`), not
+listed here, so a new stage is covered without editing this file. Each runs through the real
+`nemotron` binary on an empty state folder, locally and through a Slurm profile: it exits 0, shows
+each unpublished input as pending with the command that produces it, the plan and (Slurm) the
+sbatch text, and creates nothing. Without --dry-run the same command still refuses in one line.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.reliability.test_dry_run import World, changes, empty_world, leaves, snapshot
+
+PENDING = re.compile(r"^pending input: (?P<ref>\S+) is not published yet; produced by `nemotron (?P<cmd>[^`]+)`$", re.M)
+
+
+def recipe_commands() -> list[tuple[tuple[str, ...], object]]:
+    from nemotron_cli.recipe_typer import RecipeCommand
+
+    return [(path, c) for path, c in leaves() if isinstance(c, RecipeCommand) and c.stage is not None]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> World:
+    return empty_world(tmp_path_factory.mktemp("fresh"))
+
+
+def test_every_stage_has_a_recipe_command():
+    from pipeline.stages import STAGES
+
+    assert {c.stage.name for _, c in recipe_commands()} == set(STAGES)
+
+
+@pytest.mark.parametrize("profile", [[], ["--run", "slurm"]], ids=["local", "slurm"])
+def test_every_recipe_dry_run_works_on_an_empty_state(world, profile):
+    paths = {" ".join(p) for p, _ in leaves()}
+    before = snapshot(world.watched())
+    for path, command in recipe_commands():
+        argv = [*path, *profile, "--dry-run"]
+        out = world.nemotron(*argv)
+        where = f"nemotron {' '.join(argv)}"
+        assert out.returncode == 0, f"{where}: exit {out.returncode}\n{out.stderr[-2000:]}"
+        assert "plan (dry run)" in out.stdout and "train config (resolved)" in out.stdout, where
+        pending = {m["ref"]: m["cmd"] for m in PENDING.finditer(out.stdout)}
+        stage = command.stage
+        # Every input slot is unpublished here: each shows up pending, naming a real command that builds it.
+        assert bool(pending) == bool(stage.inputs), f"{where}: pending {pending}\n{out.stdout[:3000]}"
+        for ref, cmd in pending.items():
+            assert ref.endswith(":latest") and cmd in paths, f"{where}: {ref} -> {cmd}"
+            assert f"<pending: {ref}" in out.stdout, where
+        assert ("#SBATCH --partition=batch" in out.stdout) == bool(profile), where
+        assert not changes(before, snapshot(world.watched())), f"{where} created files"
+
+
+@pytest.mark.parametrize("profile", [[], ["--run", "slurm"]], ids=["local", "slurm"])
+def test_pipe_dry_run_works_on_an_empty_state(world, profile):
+    from pipeline.stages import STAGES
+
+    before = snapshot(world.watched())
+    out = world.nemotron("nano3", "pipe", *profile, "--dry-run")
+    assert out.returncode == 0, out.stderr[-2000:]
+    for name in STAGES:
+        assert re.search(rf"^│ {name}\b.*│ submit", out.stdout, re.M), f"{name} not planned\n{out.stdout}"
+    assert "after data_pretrain (inputs not built yet)" in out.stdout
+    assert ("sbatch script" in out.stdout) == bool(profile)
+    # A subset whose upstreams nobody built: pending, naming the command that builds each.
+    out = world.nemotron("nano3", "pipe", "--stages", "sft", *profile, "--dry-run")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "not published: nano3-sft-data:latest produced by `nemotron nano3 data prep sft`" in out.stdout
+    assert not changes(before, snapshot(world.watched()))
+
+
+def test_a_real_run_still_refuses_an_unpublished_input(world):
+    before = snapshot(world.watched())
+    out = world.nemotron("nano3", "sft")
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1, out.stderr
+    assert lines[0].startswith("error: no artifact named 'nano3-sft-data'"), lines[0]
+    assert not changes(before, snapshot(world.watched()))
