@@ -142,17 +142,50 @@ def sft_eval(tmp_module, data, models) -> Path:
 
 # ---- units: reward, advantages, loss, sampling, prompts ------------------------------------------
 def test_reward_is_the_answer_check_plus_a_format_reward():
-    from recipes.nano3.rl.reward import score, summarize
+    from recipes.nano3.rl.reward import Score, score, summarize
 
     assert score("7<|im_end|>", "7", 0.1).reward == pytest.approx(1.1)
     assert score(" -3<|im_end|>\n", "-3", 0.1) .formatted
-    s = score("7 apples<|im_end|>", "7", 0.1)  # right, but not just the answer
+    # the fact restated (what SFT teaches): its last integer / last words are the answer
+    assert score("3 + 4 = 7<|im_end|>", "7", 0.1) == Score(pytest.approx(1.1), True, True)
+    assert score("3 + 4 = 8<|im_end|>", "7", 0.1) == Score(pytest.approx(0.1), False, True)
+    assert score("Zoria has 7 rivers.<|im_end|>", "7", 0.1).correct
+    assert score("Bob lives in Zoria. The capital of Zoria is Kelmo.<|im_end|>", "Kelmo", 0.1).correct
+    assert not score("Kelmo is the capital of Zoria.<|im_end|>", "Kelmo", 0.1).correct  # one answer: the last
+    assert not score("The capital is Kelmoton<|im_end|>", "Kelmo", 0.1).correct  # whole words
+    s = score("3 + 4 = 7\n3 + 5 =", "7", 0.1)  # right, but the turn runs on past the line
     assert (s.correct, s.formatted, s.reward) == (True, False, 1.0)
+    assert not score("red<|im_end|>", "7", 0.1).formatted  # an integer question needs an integer
     assert score("Kelmo<|im_end|>", "Kelmo", 0.5).reward == pytest.approx(1.5)
     assert score("Kelmo", "Kelmo", 0.5).reward == 1.0  # never closed the turn
     assert score("8<|im_end|>", "7", 0.1).reward == pytest.approx(0.1)
     stats = summarize([score("7<|im_end|>", "7", 0.1), score("8", "7", 0.1)], [2, 16])
     assert stats == pytest.approx({"reward": 0.55, "accuracy": 0.5, "format": 0.5, "response_length": 9.0})
+
+
+def test_every_restated_sft_reply_is_right_for_its_reference_and_wrong_for_others():
+    """SFT replies that restate the fact (sources.synthetic.restate) and the reward parser agree: each
+    world item's reply is judged right for its own answer and wrong for every other answer of its kind."""
+    import random
+
+    from recipes.nano3.common.answers import answer_check
+    from recipes.nano3.common.world import KINDS, World, WorldConfig
+
+    world = World(WorldConfig())
+    for kind in KINDS:
+        items = world.items[kind]
+        answers = sorted({it.answer for it in items})
+        for it in items:
+            assert answer_check(it.reply(True) + "<|im_end|>", it.answer), it
+            wrong = next(a for a in answers if a != it.answer)
+            assert not answer_check(it.reply(True) + "<|im_end|>", wrong), (it, wrong)
+            assert it.reply(False) == it.answer
+    assert world.items["capital"][0].reply(True).startswith("The capital of ")
+    assert world.items["sequence"][0].reply(True) == world.items["sequence"][0].answer  # restating copies every term
+    replies = {it.reply(True) for kind in KINDS for it in world.items[kind]}
+    chats = [world.conversation(random.Random(i), "train", restate=True) for i in range(50)]
+    assert all(m["content"] in replies for chat in chats for m in chat if m["role"] == "assistant")
+    assert any(m["content"].startswith("The ") for chat in chats for m in chat)
 
 
 def test_group_normalized_advantages():

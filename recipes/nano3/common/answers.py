@@ -1,13 +1,18 @@
 """Checking a model's answer against a reference string (RL reward, eval exact match).
 
-    answer_check("Kelmo<|im_end|>", "Kelmo") -> True
-    answer_check(" -4\n5 + 1 = 6", "-4")     -> True   (only the first line counts)
-    answer_check("41", "14")                  -> False
+    answer_check("Kelmo<|im_end|>", "Kelmo")                        -> True
+    answer_check("The capital of Zoria is Kelmo.<|im_end|>", "Kelmo") -> True   (a restated fact)
+    answer_check("3 + 4 = 7", "7")                                   -> True
+    answer_check(" -4\n5 + 1 = 6", "-4")                            -> True   (only the first line counts)
+    answer_check("41", "14")                                         -> False
 
 Rules: the response is cut at the first end marker (<|im_end|>, <|endoftext|>) or
-newline after any leading whitespace; then, for an integer reference, the first
-integer in it must equal the reference; otherwise the text must equal the reference
-ignoring case, surrounding whitespace/punctuation and repeated spaces.
+newline after any leading whitespace: that line is the answer. Its end is what counts,
+so an answer may restate the fact before it (SFT teaches "The capital of Zoria is
+Kelmo.", the sentence pretraining stated it in): for an integer reference, the last
+integer in the line must equal it; otherwise the line, ignoring case, surrounding
+whitespace/punctuation and repeated spaces, must be the reference or end with it as
+whole words. One answer per line: "Kelmo or Brask" answers Brask.
 """
 
 from __future__ import annotations
@@ -34,9 +39,10 @@ def answer_check(response: str, reference: str) -> bool:
     """True when the response's answer matches the reference (see module doc)."""
     answer, ref = extract_answer(response), _norm(str(reference))
     if _INT.fullmatch(ref):
-        m = _INT.search(answer)
-        return m is not None and int(m.group()) == int(ref)
-    return _norm(answer) == ref
+        found = _INT.findall(answer)
+        return bool(found) and int(found[-1]) == int(ref)
+    text = _norm(answer)
+    return bool(ref) and (text == ref or text.endswith(" " + ref))
 
 
 def reward(response: str, reference: str) -> float:

@@ -140,6 +140,14 @@ class Item:
     statements: tuple[str, ...]  # pretrain lines stating it (empty: never stated)
     split: str
     rl_only: bool = False  # a train question kept for RL (WorldConfig.rl_share): never in SFT or pretrain Q&A
+    #: The fact restated in its pretrain form, ending with the answer ("The capital of Zoria is Kelmo.");
+    #: None: only the bare answer (sequences: restating copies every term).
+    restated: str | None = None
+
+    def reply(self, restate: bool) -> str:
+        """The assistant's answer in SFT chats. Restated, recall of held-out facts carries over to chat
+        form (the reply is the sentence pretraining taught); common/answers.py reads its last word."""
+        return (self.restated or self.answer) if restate else self.answer
 
     @property
     def qa_line(self) -> str:
@@ -172,16 +180,18 @@ class World:
         c, salt = self.cfg, f"world:{self.cfg.seed}"
         out: dict[str, list[Item]] = {k: [] for k in KINDS}
 
-        def add(kind, key, question, answer, prompt, statements):
+        def add(kind, key, question, answer, prompt, statements, restated=None):
             split = split_of(key, c.heldout_valid, c.heldout_test, salt)
             rl_only = split == "train" and split_of(key, c.rl_share, 0, f"{salt}:rl") == "valid"
-            out[kind].append(Item(kind, key, question, str(answer), prompt, tuple(statements), split, rl_only))
+            out[kind].append(Item(kind, key, question, str(answer), prompt, tuple(statements), split, rl_only,
+                                  restated))
 
         for op in c.ops:
             for a in range(c.max_operand + 1):
                 for b in range(c.max_operand + 1):
                     expr, r = f"{a} {op} {b}", OPS[op](a, b)
-                    add("arith", f"arith:{a}{op}{b}", f"What is {expr}?", r, f"{expr} =", [f"{expr} = {r}"])
+                    add("arith", f"arith:{a}{op}{b}", f"What is {expr}?", r, f"{expr} =", [f"{expr} = {r}"],
+                        f"{expr} = {r}")
         for start in range(c.sequence_max_start + 1):
             for step in range(1, c.sequence_max_step + 1):
                 n = 3 + (start + step) % 3  # terms shown: 3..5, fixed per item
@@ -194,17 +204,17 @@ class World:
             n, cap, col, riv = k["name"], k["capital"], k["color"], k["rivers"]
             capital_of[n] = cap
             add("capital", f"capital:{n}", f"What is the capital of {n}?", cap, f"The capital of {n} is",
-                [f"The capital of {n} is {cap}.", f"{cap} is the capital of {n}."])
+                [f"The capital of {n} is {cap}.", f"{cap} is the capital of {n}."], f"The capital of {n} is {cap}.")
             add("color", f"color:{n}", f"What color is the flag of {n}?", col, f"The flag of {n} is",
-                [f"The flag of {n} is {col}.", f"{n} has a {col} flag."])
+                [f"The flag of {n} is {col}.", f"{n} has a {col} flag."], f"The flag of {n} is {col}.")
             add("rivers", f"rivers:{n}", f"How many rivers does {n} have?", riv, f"The number of rivers in {n} is",
-                [f"{n} has {riv} rivers.", f"The number of rivers in {n} is {riv}."])
+                [f"{n} has {riv} rivers.", f"The number of rivers in {n} is {riv}."], f"{n} has {riv} rivers.")
         for p in self.people:
             n, home = p["name"], p["home"]
             add("home", f"home:{n}", f"Where does {n} live?", home, f"{n} lives in",
-                [f"{n} lives in {home}.", f"{n} is from {home}."])
+                [f"{n} lives in {home}.", f"{n} is from {home}."], f"{n} lives in {home}.")
             add("home_capital", f"home_capital:{n}", f"What is the capital of the country where {n} lives?",
-                capital_of[home], None, [])
+                capital_of[home], None, [], f"{n} lives in {home}. The capital of {home} is {capital_of[home]}.")
         return out
 
     def pool(self, kind: str, split: str) -> list[Item]:
@@ -271,15 +281,16 @@ class World:
                               f"raise world.countries/people or the heldout fractions")
         return rng.choice(rng.choices(lists, weights)[0])
 
-    def conversation(self, rng: random.Random, split: str, multi_turn: float = 0.0, max_turns: int = 3) -> list[dict]:
-        """A chat of 1..max_turns question/answer turns from this split's items."""
+    def conversation(self, rng: random.Random, split: str, multi_turn: float = 0.0, max_turns: int = 3,
+                     restate: bool = False) -> list[dict]:
+        """A chat of 1..max_turns question/answer turns from this split's items (`Item.reply`)."""
         turns = 1
         while turns < max_turns and rng.random() < multi_turn:
             turns += 1
         messages = []
         for _ in range(turns):
             it = self.sample_question(rng, split)
-            messages += [{"role": "user", "content": it.question}, {"role": "assistant", "content": it.answer}]
+            messages += [{"role": "user", "content": it.question}, {"role": "assistant", "content": it.reply(restate)}]
         return messages
 
     def to_json(self) -> dict:

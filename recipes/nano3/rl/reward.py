@@ -1,12 +1,13 @@
 """The verifiable reward: is the answer right (common/answers.py), is it well formed.
 
-    score("7<|im_end|>", "7", format_weight=0.1)       -> Score(reward=1.1, correct=True, formatted=True)
-    score("7 is it<|im_end|>", "7", format_weight=0.1) -> Score(reward=1.0, correct=True, formatted=False)
-    score("8", "7", format_weight=0.1)                  -> Score(reward=0.0, correct=False, formatted=False)
+    score("3 + 4 = 7<|im_end|>", "7", format_weight=0.1)  -> Score(reward=1.1, correct=True, formatted=True)
+    score("3 + 4 = 7\n3 + 5", "7", format_weight=0.1)     -> Score(reward=1.0, correct=True, formatted=False)
+    score("8<|im_end|>", "7", format_weight=0.1)           -> Score(reward=0.1, correct=False, formatted=True)
 
-Well formed = what SFT taught: a non-empty one-line answer followed by <|im_end|> (the
-turn ends), nothing but the answer (for an integer reference: just the integer).
-A response is the decoded completion with its special tokens kept.
+Well formed = what SFT taught: a non-empty one-line answer (the bare answer or the fact
+restated, common/answers.py) followed by <|im_end|>, so the turn ends; for an integer
+reference the line holds an integer. A response is the decoded completion with its
+special tokens kept.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def well_formed(response: str, reference: str) -> bool:
     answer = head.strip()
     if not sep or not answer or "\n" in answer or "<|" in answer:
         return False
-    return bool(_INT.fullmatch(answer)) if _INT.fullmatch(str(reference).strip()) else True
+    return bool(_INT.search(answer)) if _INT.fullmatch(str(reference).strip()) else True
 
 
 def score(response: str, reference: str, format_weight: float) -> Score:

@@ -72,6 +72,8 @@ except ModuleNotFoundError:  # a bare copy of the repo: make it importable here 
 
 import pyarrow as pa
 
+from nemotron_core.errors import ConfigError
+
 from recipes.nano3.common import config, outputs, readers, splits
 from recipes.nano3.common import stats as stats_
 from recipes.nano3.common import tokenizer as toks
@@ -97,7 +99,8 @@ DEFAULTS = {
     "world": config.ANY,
     "sources": config.ANY,
 }
-SYNTHETIC_KEYS = {"conversations": 20000, "multi_turn": 0.2, "max_turns": 3}
+# restate: assistant replies restate the fact ("The capital of Zoria is Kelmo."; common/world.py Item.reply)
+SYNTHETIC_KEYS = {"conversations": 20000, "multi_turn": 0.2, "max_turns": 3, "restate": False}
 FILE_KEYS = {"messages_key": "messages"}
 ENCODE_BATCH = 512
 PARQUET_TYPES = {"input_ids": pa.list_(pa.int32()), "loss_mask": pa.list_(pa.int8()),
@@ -162,6 +165,8 @@ def plan_jobs(cfg, sources, inputs, world, tok_json, seq_length) -> list[dict]:
         base = {"source": name, "type": src["type"], "num_shards": n, "tokenizer": tok_digest,
                 "seq_length": seq_length, "splits": cfg["splits"], "on_error": cfg["on_error"]}
         if src["type"] == "synthetic":
+            if not isinstance(src["restate"], bool):
+                raise ConfigError(f"config key 'sources.{name}.restate': {src['restate']!r} must be true or false")
             per_split = splits.split_counts(src["conversations"], cfg["splits"])
         else:
             pieces = readers.plan(inputs[name]["fmt"], inputs[name]["files"], n, src["storage_options"])
@@ -169,7 +174,7 @@ def plan_jobs(cfg, sources, inputs, world, tok_json, seq_length) -> list[dict]:
             job = {**base, "name": f"{name}-{k:05d}", "shard": k}
             if src["type"] == "synthetic":
                 job.update(world=world.cfg.to_dict(), seed=cfg["seed"], multi_turn=src["multi_turn"],
-                           max_turns=src["max_turns"],
+                           max_turns=src["max_turns"], restate=src["restate"],
                            conversations={sp: splits.share(per_split[sp], k, n) for sp in splits.SPLITS})
             else:
                 job.update(fmt=inputs[name]["fmt"], pieces=pieces[k], messages_key=src["messages_key"],
@@ -187,7 +192,7 @@ def build_shard(job: dict, tokenizer_json: str, out_dir: str) -> dict:
         world = World(WorldConfig.from_dict(job["world"]))
         rng = random.Random(f"sft:{job['seed']}:{job['name']}")
         for sp in splits.SPLITS:
-            convs[sp] = [world.conversation(rng, sp, job["multi_turn"], job["max_turns"])
+            convs[sp] = [world.conversation(rng, sp, job["multi_turn"], job["max_turns"], job["restate"])
                          for _ in range(job["conversations"][sp])]
     else:
         key = job["messages_key"]
