@@ -12,7 +12,8 @@ the same object here. `ctx` is read duck-typed (`ctx.obj`, `ctx.args`), so no ty
   anywhere on it) and `ctx.args` holds the overrides;
 - in a Typer app of one's own (`RecipeTyper`), `ctx.obj` is empty and the globals the seed
   accepts after the command (`-c/--config`, `-r/--run`, `-b/--batch`, `-d/--dry-run`,
-  `--stage`, `--force-squash`) are read from `ctx.args` here.
+  `--stage`, `--force-squash`; also `--run=dev` and `-rdev`) are read from `ctx.args` here, as the
+  nemotron CLI reads them off its whole line (nemotron_cli/context.py).
 Words `key=value`, `+key=value`, `~key` are the dotlist; any other word, and every word after
 `--`, passes through to the script (as in the seed). Conflicts are one-line `NemotronError`s.
 """
@@ -120,8 +121,10 @@ def split_words(words: list[str], ctx: RunContext) -> RunContext:
             break
         if word in _FLAGS:
             setattr(ctx, _FLAGS[word], True)
-        elif opt in _VALUED and eq and opt.startswith("--"):
+        elif opt in _VALUED and eq:  # --run=dev, -r=dev
             setattr(ctx, _VALUED[opt], inline)
+        elif word[:2] in _VALUED and len(word) > 2 and not word.startswith("--"):  # -ctiny, -rdev
+            setattr(ctx, _VALUED[word[:2]], word[2:])
         elif word in _VALUED:
             if i + 1 >= len(words) or words[i + 1].startswith("-"):
                 raise NemotronError(f"option {word} needs a value (e.g. {word} "

@@ -197,3 +197,6 @@ def test_seed_names_take_the_seeds_arguments(tmp_path):
     ctx = split_words(["-c", "tiny", "a.b=1", "~c", "--mock", "--run=dev", "--", "x=2"], RunContext())
     assert (ctx.config, ctx.run, ctx.dotlist, ctx.passthrough) == ("tiny", "dev", ["a.b=1", "~c"], ["--mock", "x=2"])
     assert ctx.mode == "run" and ctx.attached
+    ctx = split_words(["-bdev", "-ctiny", "--stage", "-d"], RunContext())
+    assert (ctx.batch, ctx.config, ctx.stage, ctx.dry_run, ctx.mode, ctx.attached) == ("dev", "tiny", True, True,
+                                                                                      "batch", False)
