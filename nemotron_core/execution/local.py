@@ -1,7 +1,8 @@
 """Running a planned job locally and attached: the `--run local`-style direct execution.
 
 The child gets the CLI's environment plus the state-folder variables (so caches and
-homes stay in the project) and the job's non-secret env. Its output is streamed to the
+homes stay in the project), the job's non-secret env, and this checkout first on its
+PYTHONPATH (code_root.py: the recipe scripts import `recipes.*` through it). Its output is streamed to the
 terminal and appended to `<job dir>/job.log`. Ctrl-C or SIGTERM stops the whole process
 group (torchrun's workers included) before we return.
 
@@ -19,8 +20,9 @@ import sys
 from pathlib import Path
 from typing import IO
 
+from nemotron_core.execution.code_root import with_code_root
 from nemotron_core.launch import Plan
-from nemotron_core.paths import state_env
+from nemotron_core.paths import PACKAGE_ROOT, state_env
 
 
 def job_environment(plan_env: dict[str, str]) -> dict[str, str]:
@@ -29,7 +31,7 @@ def job_environment(plan_env: dict[str, str]) -> dict[str, str]:
         env.setdefault(k, v)
     env.update(plan_env)
     env.setdefault("PYTHONUNBUFFERED", "1")
-    return env
+    return with_code_root(env, str(PACKAGE_ROOT))
 
 
 def execute_local(plan: Plan, job_dir: Path, *, echo: IO[str] | None = None) -> int:

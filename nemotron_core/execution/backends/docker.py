@@ -144,7 +144,7 @@ class DockerBackend:
         opts = job_options(executor)
         job_dir = Path(ref.job_dir)
         launch = write_launch_script(job_dir, job_command(executor, plan), env=dict(executor.env_vars or {}),
-                                     startup=opts.startup, title=plan.recipe)
+                                     startup=opts.startup, title=plan.recipe, code_root=opts.code_root)
         log = job_dir / "job.log"
         log.touch()
         ref.cluster = {"docker_host": opts.docker_host, "container": container_name(ref)}

@@ -86,7 +86,7 @@ class LocalBackend:
         opts = job_options(executor)
         env = dict(getattr(executor, "env_vars", {}) or {})
         launch = write_launch_script(job_dir, local_command(executor, plan), env=env, startup=opts.startup,
-                                     title=plan.recipe)
+                                     title=plan.recipe, code_root=opts.code_root)
         ref.cluster = {"host": socket.gethostname()}
         ref.save()  # id None until the process exists; recover_id reads the wrapper's pid file
         child_env = scrubbed_environ(names=opts.secret_names)  # they reach the job through secrets.env

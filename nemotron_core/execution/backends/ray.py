@@ -12,6 +12,9 @@ nemo-run's Slurm RayJob sbatch.)
   sourced from the 0600 file, the exit code recorded. The head runs on this machine's
   filesystem. Nothing secret goes into the entrypoint, runtime_env or metadata (Ray
   shows all three in `ray job list` and its dashboard).
+- The code root (this checkout) goes on PYTHONPATH twice over: launch.sh puts it first for
+  the entrypoint, and the job's runtime_env sets it for every task and actor the job starts,
+  whose workers the head spawned with the head's environment, not the entrypoint's (code_root.py).
 - State: SUCCEEDED → COMPLETED, FAILED → FAILED (driver_exit_code), STOPPED →
   CANCELLED. One `list_jobs()` call per poll answers for every job of the process.
 - Cancel: `stop_job`, then poll until the job is terminal.
@@ -76,7 +79,7 @@ class RayBackend:
     def submit(self, executor: RayClusterExecutor, plan: Plan, ref: JobRef, secrets_path: Path | None) -> JobRef:
         opts = job_options(executor)
         launch = write_launch_script(Path(ref.job_dir), list(plan.command), env=dict(executor.env_vars),
-                                     startup=opts.startup, title=plan.recipe)
+                                     startup=opts.startup, title=plan.recipe, code_root=opts.code_root)
         ref.id = f"nemotron-{ref.tag}"
         ref.cluster = {"address": executor.address}
         ref.save()
@@ -84,7 +87,8 @@ class RayBackend:
                     "content_key": ref.content_key or ""}
         try:
             client(executor.address).submit_job(entrypoint=f"bash {shlex.quote(str(launch))}", submission_id=ref.id,
-                                                metadata=metadata, entrypoint_num_cpus=executor.entrypoint_num_cpus)
+                                                metadata=metadata, entrypoint_num_cpus=executor.entrypoint_num_cpus,
+                                                runtime_env={"env_vars": {"PYTHONPATH": opts.code_root}})
         except RayError:
             raise
         except Exception as e:

@@ -21,6 +21,7 @@ from nemotron_core.compat import nemo_run
 from nemotron_core.execution.backends import ray_slurm
 from nemotron_core.execution.backends.slurm_shell import SlurmError
 from nemotron_core.execution.backends.slurm_tags import job_name, make_comment
+from nemotron_core.execution.code_root import pythonpath_line
 from nemotron_core.execution.options import JobPaths, SlurmExecutor, job_options, job_paths
 from nemotron_core.execution.secrets_file import SECRETS_FILE, source_lines
 from nemotron_core.launch import Plan
@@ -108,10 +109,17 @@ def _prepared(executor: SlurmExecutor, paths: JobPaths, *, name: str, comment: s
     return ex
 
 
-def _setup_lines(ex: SlurmExecutor, paths: JobPaths) -> list[str]:
-    """Secrets sourced untraced, then the executor's setup lines (PATH, startup_commands: code by design)."""
+def _code_root(paths: JobPaths, *, ship_code: bool) -> str:
+    """Where the job finds the project's code: the shipped code dir, else this checkout (same filesystem)."""
+    return paths.code if ship_code else str(PACKAGE_ROOT)
+
+
+def _setup_lines(ex: SlurmExecutor, paths: JobPaths, *, ship_code: bool) -> list[str]:
+    """Secrets sourced untraced, the code root first on PYTHONPATH (code_root.py), then the executor's
+    setup lines (PATH, startup_commands: code by design)."""
     secrets = f"{paths.host}/{SECRETS_FILE}"
-    return [*source_lines(secrets, restore="-v"), *(ex.setup_lines.splitlines() if ex.setup_lines else [])]
+    return [*source_lines(secrets, restore="-v"), pythonpath_line(_code_root(paths, ship_code=ship_code)),
+            *(ex.setup_lines.splitlines() if ex.setup_lines else [])]
 
 
 def render_sbatch(executor: SlurmExecutor, plan: Plan, paths: JobPaths, *, name: str, comment: str,
@@ -142,7 +150,7 @@ def render_sbatch(executor: SlurmExecutor, plan: Plan, paths: JobPaths, *, name:
         words = remap_words(plan.command, executor, paths, ship_code=ship_code)
         command = shlex.join(check_command(words))
     return sbatch_script.render(ex, name=name, host_job_dir=paths.host, command=command, env=env,
-                                setup=_setup_lines(ex, paths), profile=profile)
+                                setup=_setup_lines(ex, paths, ship_code=ship_code), profile=profile)
 
 
 def render_ray_sbatch(executor: SlurmExecutor, plan: Plan, paths: JobPaths, *, name: str, comment: str,
@@ -174,7 +182,7 @@ def render_ray_sbatch(executor: SlurmExecutor, plan: Plan, paths: JobPaths, *, n
     env = dict(ex.env_vars or {})
     ex.env_vars = {}
     ex.setup_lines = "\n".join(["{ set +vx; } 2>/dev/null  # nemotron: startup lines are not traced",
-                                *export_lines(env, profile=profile), *_setup_lines(ex, paths),
+                                *export_lines(env, profile=profile), *_setup_lines(ex, paths, ship_code=ship_code),
                                 f"NEMOTRON_COMMAND={shlex.quote(command)}"])
     with _quiet_nemo_run():
         req = SlurmRayRequest(name=name, cluster_dir=f"{paths.host}/ray", template_name=ex.ray_template, executor=ex,
@@ -202,8 +210,7 @@ def render_ray_plain_sbatch(executor: SlurmExecutor, plan: Plan, paths: JobPaths
     if len(at) != 1:  # nemo-run's template changed: fail at render time, not on the cluster
         raise SlurmError(f"{plan.recipe}: expected one srun line in nemo-run's sbatch script, found {len(at)}")
     srun = lines[at[0]].replace("srun ", 'srun --overlap --nodes=1 --ntasks=1 -w "$ray_head" ', 1)
-    code_root = paths.code if ship_code else str(PACKAGE_ROOT)
-    cluster = ray_slurm.cluster_lines(executor, paths, code_root=code_root)
+    cluster = ray_slurm.cluster_lines(executor, paths, code_root=_code_root(paths, ship_code=ship_code))
     return "".join([*lines[:at[0]], cluster, srun, *lines[at[0] + 1:]])
 
 

@@ -3,7 +3,8 @@
 Code by design, emitted as written: the profile's startup commands. Everything else (env
 names and values, the command's words, the job dir) is data: checked and quoted (shellsafe.py).
 
-It changes to the job dir, records its pid, exports the non-secret env, sources
+It changes to the job dir, records its pid, exports the non-secret env and puts the code
+root first on PYTHONPATH (code_root.py: this checkout, for local, Ray-head and Docker jobs), sources
 secrets.env with tracing off, runs the startup commands and the command, and writes the
 command's exit code to `<job dir>/exit_code` — so a process that did not start the job
 (a restarted orchestrator) still learns how it ended. SIGTERM/SIGINT are forwarded to
@@ -16,6 +17,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from nemotron_core.execution.code_root import pythonpath_line
 from nemotron_core.execution.secrets_file import SECRETS_FILE, source_lines
 from nemotron_core.execution.shellsafe import check_command, export_lines
 
@@ -26,7 +28,7 @@ CANCEL_FILE = "cancelled"
 
 
 def render_launch_script(job_dir: Path, command: list[str], *, env: dict[str, str], startup: tuple[str, ...] = (),
-                         title: str = "") -> str:
+                         code_root: str, title: str = "") -> str:
     d = shlex.quote(str(job_dir))
     lines = [
         "#!/bin/bash",
@@ -35,6 +37,7 @@ def render_launch_script(job_dir: Path, command: list[str], *, env: dict[str, st
         f"cd {d} || exit 1",
         f"echo $$ > {d}/{PID_FILE}",
         *export_lines(dict(sorted(env.items()))),  # names checked (a name is not quoted), values quoted
+        pythonpath_line(code_root),
         *source_lines(f"{job_dir}/{SECRETS_FILE}"),
         *startup,
         f"{shlex.join(check_command(command))} &",
