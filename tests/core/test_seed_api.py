@@ -133,9 +133,9 @@ def demo(tmp_path):
     env = {**os.environ, "NEMOTRON_STATE_DIR": str(state), "NEMOTRON_ENV_FILE": str(root / "env.toml"),
            "PATH": f"{stub}:{os.environ['PATH']}", "PYTHONPATH": str(REPO)}
 
-    def run(*args: str) -> subprocess.CompletedProcess:
+    def run(*args: str, **extra: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, str(root / "cmd.py"), *args], capture_output=True, text=True,
-                              timeout=180, cwd=tmp_path, env=env)
+                              timeout=180, cwd=tmp_path, env={**env, **extra})
 
     return run, state, marker
 
@@ -200,3 +200,15 @@ def test_seed_names_take_the_seeds_arguments(tmp_path):
     ctx = split_words(["-bdev", "-ctiny", "--stage", "-d"], RunContext())
     assert (ctx.batch, ctx.config, ctx.stage, ctx.dry_run, ctx.mode, ctx.attached) == ("dev", "tiny", True, True,
                                                                                       "batch", False)
+
+
+@pytest.mark.slow
+def test_seed_command_runs_on_slurm(demo, slurm_cluster, tmp_path):
+    """execute_remote, for real: the seed-shaped command submits to the local Slurm and follows the job."""
+    run, _, marker = demo
+    (tmp_path / "demo" / "env.toml").write_text(ENV_TOML.replace('"cpu"', '"debug"').replace('account = "acct"\n', ""))
+    out = run("train", "-c", "tiny", "-r", "cluster", "train.steps=7", PATH=os.environ["PATH"],
+              SLURM_CONF=str(slurm_cluster.conf))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "submitted demo/train: job " in out.stdout and "steps=7 lr=0.5" in out.stdout
+    assert not marker.exists()  # the real sbatch, not the stub
