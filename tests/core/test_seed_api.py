@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -197,6 +198,14 @@ def test_seed_names_take_the_seeds_arguments(tmp_path):
     ctx = split_words(["-c", "tiny", "a.b=1", "~c", "--mock", "--run=dev", "--", "x=2"], RunContext())
     assert (ctx.config, ctx.run, ctx.dotlist, ctx.passthrough) == ("tiny", "dev", ["a.b=1", "~c"], ["--mock", "x=2"])
     assert ctx.mode == "run" and ctx.attached
+    # Under the nemotron CLI the globals come parsed in ctx.obj (its GlobalContext) and ctx.args holds the overrides.
+    from nemotron_cli.context import split_argv
+    from nemotron_core.recipe_config import parse_recipe_config
+
+    rest, g = split_argv(["nano3", "sft", "-c", "tiny", "a=1", "-r", "dev", "--", "--mock"])
+    cfg = parse_recipe_config(SimpleNamespace(obj=g, args=rest[2:]))
+    assert (cfg.config, cfg.profile, cfg.mode, cfg.dotlist, cfg.passthrough) == ("tiny", "dev", "run", ["a=1"], ["--mock"])
+    assert cfg.argv[:2] == ["nano3", "sft"]
     ctx = split_words(["-bdev", "-ctiny", "--stage", "-d"], RunContext())
     assert (ctx.batch, ctx.config, ctx.stage, ctx.dry_run, ctx.mode, ctx.attached) == ("dev", "tiny", True, True,
                                                                                       "batch", False)
