@@ -16,6 +16,9 @@ Each name here takes that form and this project's own (`create_executor(profile,
   0600 secrets.env, not the plain environment);
 - the seed's `execute_local` ends the command with typer.Exit(code); here it returns on success
   and raises SystemExit(code) when the script fails (the toolkit does not import typer);
+- `create_executor(env=..., packager=None)` ships no code, as nemo-run does with no packager;
+  pass a packager (`SelfContainedPackager`, `CodePackager`) or `spec=SPEC` (this project's
+  choice from the profile and runspec) to ship it;
 - the seed's remote step is nemo-run's Experiment; here it is `execute_remote` (below), which
   renders the sbatch text under `dry_run` and otherwise submits through `submit`, so jobs are
   found, followed and cancelled like every other job of this project.
@@ -90,6 +93,12 @@ def _seed_create_executor(env: Any = None, env_vars: dict[str, str] | None = Non
                           attached: bool = False, force_squash: bool = False, default_image: str | None = None,
                           script_resources: Any = None, spec: Runspec | None = None) -> Any:
     profile = _profile(env, "create_executor")
+    if spec is None and packager is None and profile is not None and profile.executor != "local":
+        from nemotron_core.execution.packaging import make_packager
+
+        # nemo-run's meaning of packager=None: ship nothing, the job runs the code where it lies (a
+        # shared filesystem). spec=SPEC instead lets the profile and runspec choose (packaging.py).
+        packager = make_packager("none", script_path="")
     spec = spec or _stand_in_spec(default_image, script_resources)
     if default_image and not spec.image:
         spec = dataclasses.replace(spec, image=default_image)

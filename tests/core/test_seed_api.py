@@ -78,7 +78,7 @@ def _execute(cfg: RecipeConfig) -> None:
                       startup_commands=get_startup_commands(env))
         return
     executor = create_executor(env=env, env_vars=env_vars, packager=None, attached=cfg.attached,
-                               default_image=SPEC.image, script_resources=SPEC.resources, spec=SPEC)
+                               default_image=SPEC.image, script_resources=SPEC.resources)
     train_path = job_dir / "train.yaml"
     if not cfg.dry_run:
         save_configs(job_config, extract_train_config(job_config, for_remote=True), job_dir)
