@@ -190,7 +190,7 @@ def prepare_job(stage: Stage, request: StageRequest, inputs: dict[str, str], lau
     registry = open_registry(env.section("artifacts"))
     set_artifact_lookup(config_lookup(registry))
     dotlist = [*request.overrides, *stage.bindings(inputs)]
-    train = parse_config(spec.config_dir, request.config, dotlist)
+    train = parse_config(spec.config_dir, request.config, dotlist, extensions=spec.config.extensions)
     chosen = (OUTPUT_DIR_KEY in train and not OmegaConf.is_missing(train, OUTPUT_DIR_KEY)  # the user's output_dir
               and train[OUTPUT_DIR_KEY] is not None)
     if not chosen:  # output_dir is not part of the content: a placeholder now, the per-key folder below
@@ -202,6 +202,10 @@ def prepare_job(stage: Stage, request: StageRequest, inputs: dict[str, str], lau
         pending = pending_check(registry, dict(rebuilt))
     job = build_job_config(train, spec=spec, mode=launch.mode, profile=profile, argv=launch.argv, dotlist=dotlist,
                            passthrough=launch.passthrough, config_name=request.config, pending=pending)
+    if job.run.get("env"):  # the config's run.env overrides the profile (nemotron_core/config/run_section.py)
+        from nemotron_core.config.run_section import apply_run_env
+
+        profile = apply_run_env(profile, OmegaConf.to_container(job.run.env), f"config (run.env of {spec.name})")
     plain = OmegaConf.to_container(job, resolve=False)
     plain.pop("run")
     key = content_key(recipe=spec.name, source_digest=recipe_source_digest(spec.script_path), train_config=plain,

@@ -101,10 +101,12 @@ class ArtifactVersion:
 
     def field(self, dotted: str) -> Any:
         """A value for `${art:NAME,FIELD}`: path, uri, version, ref, digest, name, created,
-        size, metadata, metadata.KEY.SUBKEY..."""
+        size, metadata, metadata.KEY.SUBKEY..., or a metadata KEY[.SUBKEY] itself (`pack_size`, as in the seed)."""
         if not isinstance(dotted, str) or not dotted:
             raise ArtifactError(f"artifact {self.ref}: empty field name; use one of {', '.join(FIELDS)} or metadata.KEY")
         head, _, rest = dotted.partition(".")
+        if head not in FIELDS and head != "metadata" and head in self.metadata:
+            head, rest = "metadata", dotted  # a key of the version's metadata
         if head == "metadata":
             value: Any = dict(self.metadata)
             for part in rest.split(".") if rest else ():
@@ -115,8 +117,9 @@ class ArtifactVersion:
                     raise ArtifactError(f"artifact {self.ref} has no field {dotted!r} (keys there: {keys or 'none'})")
             return value
         if rest or head not in FIELDS:
+            keys = ", ".join(sorted(map(str, self.metadata))) or "none"
             raise ArtifactError(f"artifact {self.ref} has no field {dotted!r}; use one of "
-                                f"{', '.join(FIELDS)} or metadata.KEY")
+                                f"{', '.join(FIELDS)} or a key of its metadata ({keys})")
         if head == "version":
             if self.version is None:
                 raise ArtifactError(f"artifact {self.name} was published offline to W&B and has no version "

@@ -1,6 +1,7 @@
 """job.yaml (what ran, where, from what) and train.yaml (what the script reads).
 
-job.yaml = the resolved train config + a `run` section with provenance:
+job.yaml = the resolved train config + a `run` section: the config's own `run:` (artifact aliases,
+env; see run_section.py) and beside it the provenance, under names a config may not use:
     run.mode        local | run (attached) | batch (detached)
     run.profile     name, chain and the resolved profile (secret values redacted)
     run.cli         argv, dotlist, passthrough, config
@@ -52,7 +53,8 @@ def git_info(path: Path) -> dict[str, Any]:
 
 
 def resolve_train_config(train: DictConfig, *, remote: bool = False, secret_names: Iterable[str] = (),
-                         pending: PendingCheck | None = None) -> tuple[Any, Any]:
+                         pending: PendingCheck | None = None,
+                         aliases: dict[str, str] | None = None) -> tuple[Any, Any]:
     """Resolve all interpolations, except those that read a secret.
 
     Kept unresolved (as written), for the job to resolve from its environment:
@@ -72,7 +74,7 @@ def resolve_train_config(train: DictConfig, *, remote: bool = False, secret_name
     kept: dict[tuple, str] = {}
     cfg = OmegaConf.create(hide_secret_keys(raw, "", False, kept))
     names = secret_env_names(extra=secret_names)
-    with resolution_scope(remote=remote, secret_names=names, pending=pending) as res:
+    with resolution_scope(remote=remote, secret_names=names, pending=pending, aliases=aliases) as res:
         try:
             plain = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
         except NemotronError:
@@ -109,12 +111,20 @@ def build_job_config(train: DictConfig, *, spec: Runspec, mode: str = "local", p
 
     if mode not in MODES:
         raise ConfigError(f"run mode {mode!r} is not one of {', '.join(MODES)}")
-    if "run" in train:
-        raise ConfigError("a recipe config must not have a top-level 'run' key: it is reserved for job provenance")
+    from nemotron_core.config.run_section import aliases, apply_run_env, user_run
+
+    own_run = user_run(train)  # the config's run: (aliases, env), kept beside the provenance
     if remote is None:  # only a container sees another filesystem: ${auto_mount:} mounts there, else the host path
-        remote = mode != "local" and bool(profile is not None and profile.get("container_image"))
+        env = own_run.get("env") or {}
+        image = (profile is not None and profile.get("container_image")) or env.get("container") \
+            or env.get("container_image")
+        remote = mode != "local" and bool(image)
     declared = tuple(profile.secret_names()) if profile is not None else ()
-    plain, res = resolve_train_config(train, remote=remote, secret_names=declared, pending=pending)
+    plain, res = resolve_train_config(train, remote=remote, secret_names=declared, pending=pending,
+                                      aliases=aliases(own_run))
+    own_resolved = plain.pop("run", None) or {}
+    if own_resolved.get("env"):  # what runs is the profile with the config's run.env over it
+        profile = apply_run_env(profile, own_resolved["env"], f"config (run.env of {spec.name})")
     script = Path(spec.script_path)
     run = {
         "mode": mode,
@@ -138,7 +148,7 @@ def build_job_config(train: DictConfig, *, spec: Runspec, mode: str = "local", p
     from nemotron_core.config.secret_refs import check_secret_values
 
     check_secret_values(run, secret_values(extra=declared, min_len=SCAN_MIN_LEN), "run")  # argv, passthrough, profile
-    return OmegaConf.create({**plain, "run": run})
+    return OmegaConf.create({**plain, "run": {**own_resolved, **run}})
 
 
 def extract_train_config(job: DictConfig, for_remote: bool = False, *, code_root: Path | None = None,

@@ -1,4 +1,5 @@
-"""Load a recipe config: `-c tiny` → `<config dir>/tiny.yaml`, `-c path/to.yaml` → that file."""
+"""Load a recipe config: `-c tiny` → `<config dir>/tiny.yaml` (or `tiny.yml`), `-c path/to.yaml` → that file;
+its `defaults:` list composed in (defaults.py), then the dotlist overrides applied."""
 
 from __future__ import annotations
 
@@ -8,20 +9,24 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from nemotron_core.errors import ConfigError, did_you_mean
+from nemotron_core.config.defaults import EXTENSIONS, compose
 from nemotron_core.config.overrides import apply_overrides
 from nemotron_core.config.yaml_bounded import MAX_YAML_BYTES, load_yaml_text
 
 
-def resolve_config_path(config_dir: Path, name_or_path: str | None, default: str = "default") -> Path:
-    """A bare name (no '/' and no '.yaml') is looked up in `config_dir`; anything else is a path."""
+def resolve_config_path(config_dir: Path, name_or_path: str | None, default: str = "default",
+                        extensions: Sequence[str] = EXTENSIONS) -> Path:
+    """A bare name (no '/' and no config extension) is looked up in `config_dir` (`.yaml`, then `.yml`);
+    anything else is a path."""
     name = name_or_path or default
-    looks_like_path = "/" in name or name.endswith((".yaml", ".yml"))
-    path = Path(name) if looks_like_path else Path(config_dir) / f"{name}.yaml"
-    if path.is_file():
-        return path.resolve()
+    looks_like_path = "/" in name or name.endswith((*extensions, ".yaml", ".yml", ".json"))
+    candidates = [Path(name)] if looks_like_path else [Path(config_dir) / f"{name}{ext}" for ext in extensions]
+    for path in candidates:
+        if path.is_file():
+            return path.resolve()
     if looks_like_path:
-        raise ConfigError(f"config file {name} not found; pass an existing YAML path or a config name")
-    choices = sorted(p.stem for p in Path(config_dir).glob("*.yaml"))
+        raise ConfigError(f"config file {name} not found; pass an existing config path or a config name")
+    choices = sorted({p.stem for ext in extensions for p in Path(config_dir).glob(f"*{ext}") if p.is_file()})
     raise ConfigError(
         f"config '{name}' not found in {config_dir}{did_you_mean(name, choices)}; "
         f"available: {', '.join(choices) or 'none'}"
@@ -48,9 +53,15 @@ def load_yaml(path: Path) -> DictConfig:
         raise ConfigError(f"{path}: not a valid config: {str(e).splitlines()[0]}") from None
 
 
+def load_config(path: Path, extensions: Sequence[str] = EXTENSIONS) -> DictConfig:
+    """One config file with its `defaults:` list composed in (config/defaults.py)."""
+    return compose(Path(path), load_yaml, extensions)
+
+
 def parse_config(config_dir: str | Path, name_or_path: str | None = None,
-                 overrides: Sequence[str] = (), default: str = "default") -> DictConfig:
-    """Load the named config and apply dotlist overrides (`a.b=1`, `+a.c=2`, `~a.d`)."""
-    path = resolve_config_path(Path(config_dir), name_or_path, default)
-    cfg = load_yaml(path)
+                 overrides: Sequence[str] = (), default: str = "default",
+                 extensions: Sequence[str] = EXTENSIONS) -> DictConfig:
+    """Load the named config, compose its `defaults:` and apply dotlist overrides (`a.b=1`, `+a.c=2`, `~a.d`)."""
+    path = resolve_config_path(Path(config_dir), name_or_path, default, extensions)
+    cfg = load_config(path, extensions)
     return apply_overrides(cfg, overrides, source=str(path))

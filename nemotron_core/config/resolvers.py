@@ -1,11 +1,13 @@
 """OmegaConf resolvers: `${art:...}` and `${auto_mount:...}`.
 
-`${art:NAME[:VERSION|ALIAS],FIELD}` asks the artifact lookup for one field of one
-artifact version and records the version it pinned, e.g.
+`${art:NAME[:VERSION|ALIAS][,FIELD]}` asks the artifact lookup for one field (default `path`)
+of one artifact version and records the version it pinned, e.g.
 `${art:nano3-pretrain-model,path}` → the model dir of `nano3-pretrain-model:v3`, and
 job.yaml records `run.artifacts["nano3-pretrain-model"] = "nano3-pretrain-model:v3"`.
 The lookup is pluggable (`set_artifact_lookup`) so that the config pipeline does not
 depend on a registry backend; with none set, `${art:}` fails with a clear error.
+NAME may also be a key of the config's `run:` section (`run.data: nano3-sft-data:latest`,
+then `${art:data,path}`), as in the seed; see run_section.py.
 
 `${auto_mount:SRC[,DEST]}` makes a host path available inside a containerized job: it
 returns SRC for local runs and DEST (default `/nemo_run/mounts/<basename>`) for remote
@@ -61,6 +63,7 @@ class Resolution:
     secrets_read: set[str] = field(default_factory=set)  # which of them the config referenced
     pending_check: PendingCheck | None = None  # dry runs: unpublished inputs become placeholders
     pending: dict[str, str] = field(default_factory=dict)  # ref (with :latest when unversioned) -> producer
+    aliases: dict[str, str] = field(default_factory=dict)  # the config's run.KEY -> ref (`${art:KEY,...}`)
 
 
 _current: contextvars.ContextVar[Resolution | None] = contextvars.ContextVar("nemotron_resolution", default=None)
@@ -87,10 +90,11 @@ def holds_secret_marker(value: Any) -> bool:
 
 @contextlib.contextmanager
 def resolution_scope(remote: bool = False, secret_names: Iterable[str] = frozenset(),
-                     pending: PendingCheck | None = None) -> Iterator[Any]:
+                     pending: PendingCheck | None = None, aliases: dict[str, str] | None = None) -> Iterator[Any]:
     """Collect pinned artifact versions and mounts while resolving one config."""
     register_resolvers()
-    res = Resolution(remote=remote, secret_names=frozenset(secret_names), pending_check=pending)
+    res = Resolution(remote=remote, secret_names=frozenset(secret_names), pending_check=pending,
+                     aliases=dict(aliases or {}))
     token = _current.set(res)
     try:
         yield res
@@ -126,6 +130,9 @@ def _art(ref: str, fld: str | None = None) -> Any:
         raise ArtifactError(f"${{art:{ref},{fld}}}: no artifact registry is configured for this run; "
                             f"set [artifacts] in env.toml or pass the value directly")
     res = _current.get()
+    alias = ref if res is not None and ref in res.aliases else None
+    if alias is not None:  # `${art:data,path}` with `run.data: nano3-sft-data:latest`
+        ref = res.aliases[alias]  # type: ignore[union-attr]
     if res is not None and res.pending_check is not None and ref not in res.pins:
         producer = res.pending_check(ref)
         if producer is not None:
@@ -134,7 +141,15 @@ def _art(ref: str, fld: str | None = None) -> Any:
             return pending_placeholder(shown, producer)
     # Within one resolution pass, every mention of the same ref pins the same version.
     pinned_ref = res.pins.get(ref) if res else None
-    value, pinned = _lookup(pinned_ref or ref, fld)
+    try:
+        value, pinned = _lookup(pinned_ref or ref, fld)
+    except ArtifactError as e:
+        if alias is not None:
+            raise ArtifactError(f"${{art:{alias},{fld}}} (run.{alias} = {ref}): {e}") from None
+        if res is not None and res.aliases and ":" not in ref:
+            raise ArtifactError(f"{e}; aliases in this config's run: section: {', '.join(sorted(res.aliases))}") \
+                from None
+        raise
     if res is not None:
         res.pins.setdefault(ref, pinned)
         res.artifacts[ref] = pinned

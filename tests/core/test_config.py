@@ -157,9 +157,9 @@ def test_job_config_records_provenance(spec):
     assert "abc123" not in text and "hf_live" not in text
 
 
-def test_run_key_is_reserved(spec):
+def test_run_provenance_keys_are_reserved(spec):  # a config's own run: section: tests/core/test_seed_configs.py
     with pytest.raises(ConfigError, match="reserved"):
-        build_job_config(OmegaConf.create({"run": 1}), spec=spec)
+        build_job_config(OmegaConf.create({"run": {"mode": 1}}), spec=spec)
 
 
 @pytest.mark.parametrize("value", ["literal-secret", 12345678901, 1.5, ["a", "b"], {"user": "u", "pw": "p"}])
