@@ -91,3 +91,21 @@ def test_a_real_run_still_refuses_an_unpublished_input(world):
     assert out.returncode == 2 and len(lines) == 1, out.stderr
     assert lines[0].startswith("error: no artifact named 'nano3-sft-data'"), lines[0]
     assert not changes(before, snapshot(world.watched()))
+
+
+def test_a_seed_layout_config_dry_runs_with_its_aliases_pending(world, tmp_path):
+    """`run:` aliases, `defaults:`, a `.yml` file and a `run.model=` override, through the real CLI."""
+    from pathlib import Path
+
+    tiny = Path(__file__).resolve().parents[2] / "recipes/nano3/stage1_sft/config/tiny.yaml"
+    (tmp_path / "base.yaml").write_text(tiny.read_text())
+    (tmp_path / "seed.yml").write_text(
+        "defaults: [base]\nrun:\n  data: nano3-sft-data:latest\n  model: nano3-pretrain-model:latest\n"
+        "data_path: ${art:data}\nbase_model: ${art:model,path}\n")
+    before = snapshot(world.watched())
+    out = world.nemotron("nano3", "sft", "-c", str(tmp_path / "seed.yml"), "run.model=nano3-pretrain-model:best",
+                         "--dry-run")
+    assert out.returncode == 0, out.stderr
+    pending = {m["ref"]: m["cmd"] for m in PENDING.finditer(out.stdout)}
+    assert pending == {"nano3-sft-data:latest": "nano3 data prep sft", "nano3-pretrain-model:best": "nano3 pretrain"}
+    assert not changes(before, snapshot(world.watched()))
