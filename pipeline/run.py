@@ -34,13 +34,20 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from pydantic import BaseModel, Field
 
 from nemotron_core.contract import OUTPUT_DIR_KEY, RESULT_FILE
 from nemotron_core.paths import PACKAGE_ROOT, state_dir
 from pipeline.stages import Stage
+
+if TYPE_CHECKING:  # omegaconf and the registry load only when a stage is prepared (the CLI starts without them)
+    from omegaconf import DictConfig
+
+    from nemotron_core.artifacts.registry import ArtifactRegistry
+    from nemotron_core.profiles import Profile
+    from nemotron_core.runspec import Runspec
 
 
 #: The output folder's name in a dry run whose inputs are pending (the content key is not known yet).
@@ -104,10 +111,10 @@ class PreparedJob:
     stage: Stage
     request: StageRequest
     inputs: dict[str, str]  # slot -> pinned ref
-    spec: Any
-    profile: Any
-    registry: Any
-    job_config: Any  # DictConfig: train config + run provenance
+    spec: Runspec
+    profile: Profile
+    registry: ArtifactRegistry
+    job_config: DictConfig  # train config + run provenance (`run:`)
     key: str
     job_dir: Path
     output_dir: Path
@@ -206,7 +213,7 @@ def prepare_job(stage: Stage, request: StageRequest, inputs: dict[str, str], lau
         from nemotron_core.config.run_section import apply_run_env
 
         profile = apply_run_env(profile, OmegaConf.to_container(job.run.env), f"config (run.env of {spec.name})")
-    plain = OmegaConf.to_container(job, resolve=False)
+    plain = cast("dict[str, Any]", OmegaConf.to_container(job, resolve=False))  # a DictConfig gives a dict
     plain.pop("run")
     key = content_key(recipe=spec.name, source_digest=recipe_source_digest(spec.script_path), train_config=plain,
                       image=spec.image, inputs={ref: registry.cache_key_part(ref) for ref in job.run.artifacts.values()})
@@ -231,7 +238,7 @@ def prepare_job(stage: Stage, request: StageRequest, inputs: dict[str, str], lau
 def train_config(job: PreparedJob) -> dict:
     from omegaconf import OmegaConf
 
-    plain = OmegaConf.to_container(job.job_config, resolve=False)
+    plain = cast("dict[str, Any]", OmegaConf.to_container(job.job_config, resolve=False))
     plain.pop("run", None)
     return plain
 
@@ -246,7 +253,7 @@ def published_output(job: PreparedJob) -> str | None:
         versions = job.registry.list(job.stage.output)
     except ArtifactError:
         return None
-    for version in sorted(versions, key=lambda v: v.version, reverse=True):
+    for version in sorted(versions, key=lambda v: v.version or 0, reverse=True):
         if version.metadata.get("content_key") == job.key:
             return version.ref
     return None
