@@ -15,6 +15,15 @@ def _console() -> Any:
     return Console(soft_wrap=True)
 
 
+def _theme() -> str:
+    """env.toml's `[cli] theme` when it names a style, else rich's ANSI theme (the terminal's colours)."""
+    from nemotron_core.profile_sections import cli_theme
+    from nemotron_core.profiles import load_env
+
+    env = load_env()
+    return cli_theme(env.section("cli"), str(env.path or "env.toml")) or "ansi_dark"
+
+
 def display_job_config(job_config: Any, *, title: str = "train config (resolved)") -> None:
     from omegaconf import OmegaConf
     from rich.panel import Panel
@@ -24,7 +33,7 @@ def display_job_config(job_config: Any, *, title: str = "train config (resolved)
     assert isinstance(data, dict)  # a job config is a mapping
     data.pop("run", None)
     text = OmegaConf.to_yaml(OmegaConf.create(redact(data)))
-    _console().print(Panel(Syntax(text, "yaml", theme="ansi_dark", background_color="default"),
+    _console().print(Panel(Syntax(text, "yaml", theme=_theme(), background_color="default"),
                            title=title, title_align="left", border_style="dim"))
 
 

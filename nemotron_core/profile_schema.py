@@ -71,6 +71,8 @@ class ProfileTable(_Table):
     partition: Text = None
     run_partition: Text = None
     batch_partition: Text = None
+    build_partition: Text = None  # the seed's container-build jobs; known so its env.toml loads (unused here)
+    build_time: Text | Count = None
     qos: Text = None
     gres: Text = None
     constraint: Text = None

@@ -9,10 +9,11 @@
     extends = "slurm-base"            # a name or a list; tables deep-merge, lists replace
     nodes = 1
 
-    [wandb]      entity/project/mode/api_key_env
+    [wandb]      entity/project/mode/api_key_env: every profile's W&B default (WANDB_* in jobs)
     [artifacts]  root = "s3://bucket/prefix", storage_options = {...}
+                 (or the seed's [artifacts.manifest] root / wandb = true: profile_sections.py)
     [cache]      git_dir, ...
-    [cli]        defaults for the CLI
+    [cli]        theme = "<Pygments style>" for the config panel
 
 The file is `$NEMOTRON_ENV_FILE`, else the first `env.toml` found walking up from the
 working directory to the project root (the first folder with pyproject.toml or .git).
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from nemotron_core.errors import ProfileError, did_you_mean
+from nemotron_core.profile_sections import artifacts_section, cli_theme
 from nemotron_core.secrets import REDACTED, declare_secret_names, is_secret_name, redact
 
 SPECIAL_SECTIONS = ("wandb", "artifacts", "cache", "cli")
@@ -129,6 +131,9 @@ def parse_env_text(text: str, source: str = "env.toml") -> EnvFile:
                                f"tables, e.g. [{key}]")
         (sections if key in SPECIAL_SECTIONS else profiles)[key] = value
     validate_env(data, source, SPECIAL_SECTIONS)
+    if "artifacts" in sections:
+        sections["artifacts"] = artifacts_section(sections["artifacts"], sections.get("wandb", {}), source)
+    cli_theme(sections.get("cli", {}), source)
     _declare_secrets(profiles, sections)
     return EnvFile(path=Path(source) if source != "env.toml" else None, profiles=profiles, sections=sections)
 
@@ -196,4 +201,6 @@ def resolve_profile(env: EnvFile, name: str) -> Profile:
 
     data = table_of(name, ())
     data.setdefault("executor", "local")
+    if env.sections.get("wandb"):  # the top-level [wandb] is every profile's default; the profile's own wins
+        data["wandb"] = deep_merge(env.sections["wandb"], data.get("wandb") or {})
     return Profile(name=name, data=data, chain=tuple(order), source=env.path)

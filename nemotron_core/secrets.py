@@ -18,13 +18,21 @@ whatever its name. `declare_secret_names` records the declared names (env.toml l
 does it for every profile), `secret_values` lists the values present in this process's
 environment, and `redact_text` replaces them in any text; every NemotronError message
 goes through it, so an error can never echo a token.
+
+Login files (`login_secrets`): like the seed, the HF token and the W&B key are also picked up
+from the tools' own logins when the environment does not set them — `HF_TOKEN` from
+`$HF_TOKEN_PATH`, `$HF_HOME/token` or `~/.cache/huggingface/token` (what `huggingface-cli login`
+writes), `WANDB_API_KEY` from the `api.wandb.ai` entry of `$NETRC` / `~/.netrc` (what `wandb login`
+writes). They travel like any secret (secrets.env only) and their values are redacted too.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 REDACTED = "***REDACTED***"
@@ -101,9 +109,81 @@ def secret_env_names(environ: Mapping[str, str] | None = None, extra: Iterable[s
 
 def secret_values(environ: Mapping[str, str] | None = None, extra: Iterable[str] = (),
                   min_len: int = MIN_SECRET_LEN) -> dict[str, str]:
-    """{value: name} of every secret variable set in `environ` (default: this process's)."""
+    """{value: name} of every secret variable set in `environ` (default: this process's, plus the
+    values picked up from login files)."""
     env = os.environ if environ is None else environ
-    return {env[n]: n for n in sorted(secret_env_names(env, extra)) if len(env.get(n) or "") >= min_len}
+    values = {env[n]: n for n in sorted(secret_env_names(env, extra)) if len(env.get(n) or "") >= min_len}
+    if environ is None:
+        values.update({v: n for n, v in login_secrets().items() if len(v) >= min_len and v not in values})
+    return values
+
+
+# --------------------------------------------------------------------------- login files
+
+HF_TOKEN = "HF_TOKEN"
+WANDB_API_KEY = "WANDB_API_KEY"
+WANDB_HOST = "api.wandb.ai"
+_MAX_LOGIN_FILE = 64 * 1024  # a token file or a netrc is a few lines
+
+
+def _read_small_file(path: Path) -> str | None:
+    """A regular file's text (a fifo or device is never opened for reading: it could block)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > _MAX_LOGIN_FILE:
+            return None
+        return os.read(fd, _MAX_LOGIN_FILE).decode("utf-8", errors="replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def hf_token_files(environ: Mapping[str, str]) -> list[Path]:
+    """Where huggingface_hub keeps the token, in its own order of preference."""
+    home = Path(environ.get("HOME") or os.path.expanduser("~"))
+    files = [Path(environ["HF_TOKEN_PATH"])] if environ.get("HF_TOKEN_PATH") else []
+    if environ.get("HF_HOME"):
+        files.append(Path(environ["HF_HOME"]) / "token")
+    files.append(home / ".cache" / "huggingface" / "token")
+    return files
+
+
+def _wandb_netrc_key(environ: Mapping[str, str]) -> str | None:
+    import netrc
+
+    home = Path(environ.get("HOME") or os.path.expanduser("~"))
+    path = Path(environ["NETRC"]) if environ.get("NETRC") else home / ".netrc"
+    text = _read_small_file(path)  # regular and small, else skipped (netrc() would block on a fifo)
+    if text is None or WANDB_HOST not in text:
+        return None
+    try:
+        parsed = netrc.netrc(str(path))
+    except (netrc.NetrcParseError, OSError, UnicodeDecodeError):
+        return None  # a netrc we cannot read is the W&B tool's problem, not a reason to fail a job
+    entry = parsed.hosts.get(WANDB_HOST)
+    return entry[2] if entry and entry[2] else None
+
+
+def login_secrets(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """{HF_TOKEN, WANDB_API_KEY}: those the environment lacks, read from the tools' login files."""
+    env = os.environ if environ is None else environ
+    found: dict[str, str] = {}
+    if not env.get(HF_TOKEN) and not env.get("HUGGING_FACE_HUB_TOKEN"):
+        for path in hf_token_files(env):
+            token = (_read_small_file(path) or "").strip()
+            if token and "\n" not in token:
+                found[HF_TOKEN] = token
+                break
+    if not env.get(WANDB_API_KEY):
+        key = _wandb_netrc_key(env)
+        if key:
+            found[WANDB_API_KEY] = key
+    return found
 
 
 def redact_text(text: str, environ: Mapping[str, str] | None = None) -> str:

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from nemotron_core.profiles import Profile
-from nemotron_core.secrets import secret_env_names
+from nemotron_core.secrets import login_secrets, secret_env_names
 
 SECRETS_FILE = "secrets.env"
 _NAME_OK = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
@@ -44,10 +44,11 @@ def secret_names(profile: Profile | None = None, environ: Mapping[str, str] | No
 
 def collect_secrets(profile: Profile | None = None, environ: Mapping[str, str] | None = None,
                     extra_names: Iterable[str] = ()) -> dict[str, str]:
-    """{name: value} for the secret variables that are set (empty values are skipped)."""
+    """{name: value} for the secret variables that are set (empty values are skipped), plus the HF
+    token and W&B key from their login files when the environment lacks them (secrets.login_secrets)."""
     environ = os.environ if environ is None else environ
     names = set(secret_names(profile, environ)) | set(extra_names)
-    return {n: environ[n] for n in sorted(names) if environ.get(n)}
+    return {**login_secrets(environ), **{n: environ[n] for n in sorted(names) if environ.get(n)}}
 
 
 def write_secrets_file(job_dir: str | Path, secrets: Mapping[str, str]) -> Path | None:
