@@ -149,3 +149,55 @@ def test_content_keys_computed_in_many_threads_at_once_never_fail(tmp_path):
     finally:
         sys.setswitchinterval(interval)
     assert errors == [] and digests == {expected}
+
+
+class _Future:
+    """What a stub task's submit returns: it remembers which stage it stands for."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+
+    def result(self) -> str:
+        return f"{self.stage}:v1"
+
+
+class _Task:
+    """A stand-in for a stage's Prefect task: records what the flow submits, runs nothing."""
+
+    submitted: list[tuple[str, dict[str, str]]] = []
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+
+    def with_options(self, **_: object) -> "_Task":
+        return self
+
+    def submit(self, request: object, **inputs: _Future) -> _Future:
+        _Task.submitted.append((self.stage, {slot: future.stage for slot, future in inputs.items()}))
+        return _Future(self.stage)
+
+
+def test_the_dry_run_plan_has_the_graph_the_flow_submits(tmp_path, monkeypatch):
+    """The cheap half of the slow test above: the flow's own body walks the stage table with stub tasks
+    (each submit records its stage and the upstream stage feeding each input; nothing runs) and the
+    dry-run plan of a fresh state folder has the same runs with the same upstreams, the three evals included."""
+    import flows.cancellation
+    import tasks
+    import tasks.policy
+    import tasks.summary
+    from flows.nano3_full import nano3_full
+    from pipeline.plan import plan_pipeline
+
+    monkeypatch.setenv("NEMOTRON_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("NEMOTRON_ENV_FILE", "")
+    monkeypatch.setattr(tasks, "stage_task", _Task)
+    monkeypatch.setattr(tasks.policy, "runtime_options", lambda *args, **kwargs: {})
+    monkeypatch.setattr(tasks.summary, "summarize", lambda *args, **kwargs: None)
+    monkeypatch.setattr(flows.cancellation, "guard_flow_run", lambda: None)
+    monkeypatch.setattr(_Task, "submitted", [])
+    nano3_full.fn()  # the flow's body, without the Prefect engine
+    flow_graph = _graph(_Task.submitted)
+    assert len(flow_graph) == 9 and "eval <- model:rl, pretrain_data:data_pretrain, rl_data:data_rl" in flow_graph
+    plan = plan_pipeline()
+    assert _graph((row.stage.split("[")[0], row.inputs) for row in plan) == flow_graph
+    assert not (tmp_path / "state" / "jobs").exists()  # planning wrote no job
