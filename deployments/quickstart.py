@@ -2,8 +2,10 @@
 
     python deployments/quickstart.py nano3-full/local [--screenshot]
 
-Prints the flow run's UI URL, each task run's state, the artifacts of the run and, when
-evals ran, the comparison table. With --screenshot, also opens the run in the Prefect UI with headless
+Prints the flow run's UI URL, then shows the run as it goes (nemotron_cli/progress.py: a live table on a
+terminal, one line per change elsewhere), then each task run's state, the artifacts of the run and, when
+evals ran, the comparison table. Ctrl-C asks whether to cancel the flow run or only stop watching (not
+on a terminal: it stops watching, the run goes on) and exits 130. With --screenshot, also opens the run in the Prefect UI with headless
 Chromium (deployments/ui_screenshot.py) and prints where the screenshots are. Exit code 0 only when the
 flow run completed.
 """
@@ -16,15 +18,22 @@ import sys
 
 def main(name: str, screenshot: bool = False) -> int:
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.deployments import run_deployment
+
+    from nemotron_cli.progress import Watcher, ask_on_interrupt, settled_task_runs
 
     ui = os.environ.get("PREFECT_UI_URL", os.environ.get("PREFECT_API_URL", "").removesuffix("/api"))
     run = run_deployment(name, timeout=0)
     print(f"flow run {run.name}: {ui}/runs/flow-run/{run.id}", flush=True)
-    run = run_deployment_wait(run.id)
+    watcher = Watcher()
+    try:
+        run = watcher.follow(run.id)
+    except KeyboardInterrupt:
+        ask_on_interrupt(watcher.flow_run or run, out=sys.stdout,
+                         interactive=sys.stdin.isatty() and sys.stdout.isatty())
+        return 130
     with get_client(sync_client=True) as client:
-        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+        tasks = settled_task_runs(client, run)  # Prefect records them after the flow run's end: wait for all
     for t in sorted(tasks, key=lambda t: t.start_time or t.expected_start_time):
         print(f"  {t.name:28s} {t.state.name if t.state else '-'}")
     print(f"{name}: {run.state.name}")
@@ -38,19 +47,6 @@ def main(name: str, screenshot: bool = False) -> int:
 
         ui_screenshot([str(run.id)])
     return 0 if run.state.is_completed() else 1
-
-
-def run_deployment_wait(flow_run_id, poll: float = 2.0):
-    import time
-
-    from prefect.client.orchestration import get_client
-
-    with get_client(sync_client=True) as client:
-        while True:
-            run = client.read_flow_run(flow_run_id)
-            if run.state and run.state.is_final():
-                return run
-            time.sleep(poll)
 
 
 def _result(run):

@@ -1,7 +1,8 @@
 """`nemotron nano3 pipe`: the nano3-full flow from the command line.
 
 `--run PROFILE` (or no option) runs the nano3-full flow in this process (against
-$PREFECT_API_URL when set, else a temporary local Prefect server) and waits.
+$PREFECT_API_URL when set, else a temporary local Prefect server) and waits, showing one row per
+stage run as it goes (nemotron_cli/progress.py; Ctrl-C cancels the run and its jobs).
 `--batch PROFILE` submits a flow run of the deployment `nano3-full/PROFILE` (what
 `prefect deployment run nano3-full/PROFILE` does, with this command line's config,
 overrides and stages as parameters) to the server at $PREFECT_API_URL and returns: a worker
@@ -43,8 +44,9 @@ def run_pipe(g: GlobalContext, words: list[str], *, stages: str | None, force: b
     if g.batch:
         return submit_to_deployment(g.batch, {**params, "force": force})
     from flows.nano3_full import nano3_full
+    from nemotron_cli.progress import watch_in_process
 
-    result = nano3_full(**params, force=force)
+    result = watch_in_process(lambda: nano3_full(**params, force=force))
     for stage, ref in result.items():
         print(f"{stage:14s} {ref}")
     return 0

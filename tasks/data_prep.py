@@ -9,25 +9,25 @@ from __future__ import annotations
 
 from prefect import task
 
-from pipeline.run import StageRequest, run_stage
+from pipeline.run import StageRequest
 from pipeline.stages import DATA_PRETRAIN, DATA_RL, DATA_SFT
 from tasks.policy import stage_task_options
-from tasks.report import PrefectReporter
+from tasks.progress import run_reported
 
 
 @task(**stage_task_options(DATA_PRETRAIN))
 def data_prep_pretrain(request: StageRequest) -> str:
     """Pretrain data: tokenizer + Megatron bin/idx shards + blend.json → nano3-pretrain-data."""
-    return run_stage(DATA_PRETRAIN, request, {}, PrefectReporter())
+    return run_reported(DATA_PRETRAIN, request, {})
 
 
 @task(**stage_task_options(DATA_SFT))
 def data_prep_sft(request: StageRequest, pretrain_data: str) -> str:
     """SFT data: chats, assistant-only loss mask, packed Parquet splits → nano3-sft-data."""
-    return run_stage(DATA_SFT, request, {"pretrain_data": pretrain_data}, PrefectReporter())
+    return run_reported(DATA_SFT, request, {"pretrain_data": pretrain_data})
 
 
 @task(**stage_task_options(DATA_RL))
 def data_prep_rl(request: StageRequest, pretrain_data: str) -> str:
     """RL data: prompts with verifiable answers (JSONL + manifest) → nano3-rl-data."""
-    return run_stage(DATA_RL, request, {"pretrain_data": pretrain_data}, PrefectReporter())
+    return run_reported(DATA_RL, request, {"pretrain_data": pretrain_data})

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 from prefect import task
 
-from pipeline.run import StageRequest, run_stage
+from pipeline.run import StageRequest
 from pipeline.stages import EVAL
 from tasks.policy import stage_task_options
-from tasks.report import PrefectReporter
+from tasks.progress import run_reported
 
 
 @task(**stage_task_options(EVAL))
 def evaluate(request: StageRequest, model: str, pretrain_data: str, rl_data: str) -> str:
-    return run_stage(EVAL, request, {"model": model, "pretrain_data": pretrain_data, "rl_data": rl_data},
-                     PrefectReporter())
+    return run_reported(EVAL, request, {"model": model, "pretrain_data": pretrain_data, "rl_data": rl_data})

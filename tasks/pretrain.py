@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from prefect import task
 
-from pipeline.run import StageRequest, run_stage
+from pipeline.run import StageRequest
 from pipeline.stages import PRETRAIN
 from tasks.policy import stage_task_options
-from tasks.report import PrefectReporter
+from tasks.progress import run_reported
 
 
 @task(**stage_task_options(PRETRAIN))
 def pretrain(request: StageRequest, data: str) -> str:
-    return run_stage(PRETRAIN, request, {"data": data}, PrefectReporter())
+    return run_reported(PRETRAIN, request, {"data": data})

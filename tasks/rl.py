@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from prefect import task
 
-from pipeline.run import StageRequest, run_stage
+from pipeline.run import StageRequest
 from pipeline.stages import RL
 from tasks.policy import stage_task_options
-from tasks.report import PrefectReporter
+from tasks.progress import run_reported
 
 
 @task(**stage_task_options(RL))
 def rl(request: StageRequest, data: str, base_model: str) -> str:
-    return run_stage(RL, request, {"data": data, "base_model": base_model}, PrefectReporter())
+    return run_reported(RL, request, {"data": data, "base_model": base_model})

@@ -1,0 +1,112 @@
+"""Progress, cheap parts: the job's progress.json (written by the trainers' metrics and the data prep's
+shard runner, read back by the stage task), the artifact line both ends share, and the watcher's rows.
+
+The same pieces against a real Prefect server and a real flow run: tests/flows/test_progress_watch.py and
+tests/deployments/test_ui.py.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from datetime import datetime, timedelta, timezone
+from uuid import uuid4
+
+from recipes.nano3.common.progress import PROGRESS_FILE, Progress, read_progress, write_progress
+
+
+def test_trainer_metrics_write_step_total_and_loss(tmp_path):
+    from recipes.nano3.training.metrics import Metrics
+
+    metrics = Metrics(tmp_path / "metrics.jsonl", enabled=True, wcfg={"mode": "disabled"}, run_name="t",
+                      config={"train": {"max_steps": 100}}, resume_step=None, wandb_id=None)
+    metrics.log({"step": 10, "loss": 2.5, "lr": 1e-3, "elapsed": 4.0})
+    metrics.log({"step": 20, "loss": 2.0, "lr": 1e-3, "elapsed": 8.0})
+    metrics.close()
+    got = read_progress(tmp_path)
+    assert got == Progress(step=20, total=100, loss=2.0, elapsed=8.0)
+    assert got.fraction() == 0.2 and got.eta() == 32.0
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]  # replaced atomically
+
+
+def test_shard_runner_counts_shards_with_no_times(tmp_path):
+    from recipes.nano3.common.shards import run_shards
+
+    out = tmp_path / "out"
+    (out / "shards").mkdir(parents=True)
+    for name in ("a", "b"):  # finished before (resume): no Ray needed
+        (out / "shards" / f"{name}.json").write_text(json.dumps({"digest": name, "stats": {}}))
+    run_shards(lambda job: {}, [{"name": "a", "digest": "a"}, {"name": "b", "digest": "b"}], workers=1,
+               marker_dir=out / "shards", log=lambda _: None)
+    assert json.loads((out / PROGRESS_FILE).read_text()) == {"shards_done": 2, "shards_total": 2}
+
+
+def test_foreign_or_broken_records_read_as_none(tmp_path):
+    assert read_progress(tmp_path) is None
+    (tmp_path / PROGRESS_FILE).write_text('{"step": 3')  # cut mid-write by a non-atomic writer
+    assert read_progress(tmp_path) is None
+    (tmp_path / PROGRESS_FILE).write_text(json.dumps([1, 2]))
+    assert read_progress(tmp_path) is None
+    (tmp_path / PROGRESS_FILE).write_text(json.dumps({"step": True, "total": "9", "loss": "nan", "shards_done": 1, "shards_total": 4}))
+    assert read_progress(tmp_path) == Progress(shards_done=1, shards_total=4)  # wrong types dropped
+    (tmp_path / PROGRESS_FILE).write_text(" " * 5000 + "{}")
+    assert read_progress(tmp_path) is None
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text(json.dumps({"step": 1}))
+    (tmp_path / PROGRESS_FILE).unlink()
+    os.symlink(elsewhere, tmp_path / PROGRESS_FILE)
+    assert read_progress(tmp_path) is None  # never followed through a symlink
+    (tmp_path / PROGRESS_FILE).unlink()
+    write_progress(tmp_path, Progress(step=5, total=10, loss=1.25, elapsed=10.0))
+    assert read_progress(tmp_path) == Progress(step=5, total=10, loss=1.25, elapsed=10.0)
+
+
+def test_artifact_line_round_trips():
+    from tasks.progress import describe, eta_text, fields_of, parse, percent
+
+    fields = fields_of(Progress(step=120, total=600, loss=2.31, elapsed=40.0), "local 4711", None)
+    line = describe(fields)
+    assert line == "job local 4711 · step 120/600 · loss 2.3100 · eta 2m40s"
+    assert parse(line) == {"job": "local 4711", "step": "120/600", "loss": "2.3100", "eta": "2m40s"}
+    assert percent(Progress(step=120, total=600)) == 20.0 and percent(None) == 0.0
+    assert parse(describe(fields_of(Progress(shards_done=3, shards_total=8), None, "nano3-sft-model:v2"))) == \
+        {"model": "nano3-sft-model:v2", "shards": "3/8"}
+    assert parse(None) == {} and parse("waiting") == {} and eta_text(59.6) == "1m00s"
+
+
+def _task_run(name: str, state, started: datetime | None):
+    from prefect.client.schemas.objects import TaskRun
+
+    return TaskRun(id=uuid4(), name=name, task_key=name, dynamic_key="0", state=state, start_time=started)
+
+
+def test_rows_one_per_stage_run_and_plain_lines_per_change():
+    """Task runs land on their rows (the eval's three by the model their artifact names); a row prints
+    when its state or job changes, not at every poll."""
+    from prefect.states import Completed, Pending, Running
+
+    from nemotron_cli.progress import Watcher, assign, expected_rows
+
+    expected = expected_rows(None)
+    assert [r.label for r in expected] == ["data_pretrain", "data_sft", "data_rl", "pretrain", "sft", "rl",
+                                           "eval (pretrain)", "eval (sft)", "eval (rl)"]
+    t0 = datetime.now(timezone.utc) - timedelta(seconds=75)
+    runs = [_task_run("data-pretrain-tiny", Completed(), t0), _task_run("pretrain-tiny", Running(), t0),
+            _task_run("eval-tiny", Running(), t0), _task_run("eval-tiny", Pending(), None)]
+    artifacts = {runs[1].id: {"job": "local 7", "step": "10/60", "loss": "6.6170", "eta": "22s"},
+                 runs[2].id: {"model": "nano3-rl-model:v1", "job": "local 9"}}
+    rows = {r.label: r for r in assign(expected, runs, artifacts)}
+    assert rows["pretrain"].state == "running" and rows["eval (rl)"].task_run is runs[2]
+    assert rows["eval (pretrain)"].task_run is runs[3] and rows["sft"].state == "pending"
+
+    out = io.StringIO()
+    watcher = Watcher(out, live=False)
+    watcher.rows = list(rows.values())
+    watcher.print_changes()
+    text = out.getvalue()
+    watcher.print_changes()  # nothing changed: nothing printed
+    assert out.getvalue() == text and len(text.splitlines()) == 4, text  # the rows with a task run
+    line = next(x for x in text.splitlines() if " pretrain " in x)
+    assert "running" in line and "job local 7" in line and "step 10/60" in line and "loss 6.6170" in line \
+        and "eta 22s" in line and "1:15" in line

@@ -1,0 +1,95 @@
+"""The watcher of nemotron_cli/progress.py against a real Prefect server: the final per-task list waits
+for task runs Prefect records after the flow run ended, and Ctrl-C cancels or detaches as asked.
+
+Flow and task runs are written through the API as a worker's flow process writes them (no flow runs
+here: seconds). The watcher over a real nano3-full run (rows, progress artifact) is checked in
+tests/deployments/test_ui.py, which runs one anyway.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+
+import pytest
+
+
+@pytest.fixture
+def client(prefect_server):
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: prefect_server}), get_client(sync_client=True) as c:
+        yield c
+
+
+def _flow_run(client, state, **parameters):
+    from prefect import flow
+
+    @flow(name="nano3-full-watch-probe")
+    def probe(stages: list[str] | None = None) -> None:
+        pass
+
+    return client.create_flow_run(probe, parameters=parameters, state=state)
+
+
+def _task_run(client, flow_run_id, name: str) -> None:
+    from prefect import task
+    from prefect.states import Completed
+
+    @task(name=name)
+    def stage() -> None:
+        pass
+
+    client.create_task_run(stage, flow_run_id, dynamic_key=name, name=f"{name}-tiny", state=Completed())
+
+
+def test_final_list_waits_for_task_runs_recorded_after_the_flow_run(client):
+    """The first quickstart on a fresh state printed an empty list: the flow run was Completed before the
+    server had recorded its task runs (Prefect records their states from events, later)."""
+    from prefect.states import Completed
+
+    from nemotron_cli.progress import settled_task_runs
+
+    run = _flow_run(client, Completed(), stages=["data_pretrain", "data_sft"])
+    assert settled_task_runs(client, run, timeout=0) == []  # what the old list read: nothing yet
+    late = threading.Timer(1.0, lambda: [_task_run(client, run.id, n) for n in ("data-pretrain", "data-sft")])
+    late.start()
+    try:
+        runs = settled_task_runs(client, run, timeout=60)
+    finally:
+        late.join()
+    assert sorted(t.name for t in runs) == ["data-pretrain-tiny", "data-sft-tiny"]
+    assert all(t.state.is_completed() for t in runs)
+
+
+def test_ctrl_c_off_a_terminal_stops_watching_and_leaves_the_run_alone(client):
+    from prefect.states import Running
+
+    from nemotron_cli.progress import ask_on_interrupt
+
+    run = _flow_run(client, Running())
+    out = io.StringIO()
+    assert ask_on_interrupt(run, out=out, interactive=False) == "detach"
+    assert f"stopped watching; flow run {run.name} goes on (cancel it: prefect flow-run cancel {run.id})" \
+        in out.getvalue()
+    assert client.read_flow_run(run.id).state.is_running()
+
+
+def test_ctrl_c_on_a_terminal_cancels_the_run_when_asked(client, monkeypatch):
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Running
+
+    from nemotron_cli.progress import ask_on_interrupt
+
+    run = _flow_run(client, Running())
+    monkeypatch.setattr("sys.stdin", io.StringIO("c\n"))  # what the user types at the prompt
+    out = io.StringIO()
+    assert ask_on_interrupt(run, out=out, interactive=True) == "cancel"
+    assert f"cancelling flow run {run.name}" in out.getvalue()
+    assert client.read_flow_run(run.id).state.type in (StateType.CANCELLING, StateType.CANCELLED)
+
+    other = _flow_run(client, Running())
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # Enter / end of input: the default, watch no more
+    assert ask_on_interrupt(other, out=io.StringIO(), interactive=True) == "detach"
+    assert client.read_flow_run(other.id).state.is_running()
