@@ -31,6 +31,20 @@ def config_choices(stage: Stage) -> list[str]:
         return []
 
 
+def default_config(stage: Stage):
+    """The runspec's default config file, or None when the header does not parse (help still renders)."""
+    from nemotron_core.errors import NemotronError
+    from nemotron_core.runspec import parse
+
+    if not stage.script_path.is_file():
+        return None
+    try:
+        path = parse(stage.script_path).config.default_path
+    except NemotronError:
+        return None
+    return path if path.is_file() else None
+
+
 def input_artifacts(stage: Stage) -> list[tuple[str, str]]:
     """(artifact name(s), what) per input slot: the outputs of its upstream stages."""
     return [(" | ".join(str(STAGES[up].output) for up in inp.upstreams if up in STAGES), inp.what)
@@ -39,8 +53,9 @@ def input_artifacts(stage: Stage) -> list[tuple[str, str]]:
 
 GLOBALS_HELP = (
     "[bold]-c/--config NAME|PATH[/] config (tiny, default, or a YAML path)   "
-    "[bold]--run PROFILE[/] run attached via env.toml profile   [bold]--batch PROFILE[/] submit detached   "
-    "[bold]--dry-run[/] print the plan only   [bold]key=value +key=value ~key[/] overrides   "
+    "[bold]-r/--run PROFILE[/] run attached via env.toml profile   [bold]-b/--batch PROFILE[/] submit detached   "
+    "[bold]-d/--dry-run[/] print the plan only   [bold]--stage[/] job files in place, not submitted   "
+    "[bold]--force-squash[/] re-import the squash file   [bold]key=value +key=value ~key[/] overrides   "
     "[bold]-- ARGS[/] passed to the script"
 )
 
@@ -58,18 +73,36 @@ class RecipeCommand(TyperCommand):
         from rich.panel import Panel
         from rich.table import Table
 
+        from nemotron_cli import help_panel
+
         m = self.stage
         t = Table.grid(padding=(0, 2))
         t.add_column(style="bold cyan")
         t.add_column()
         t.add_row("script", m.script + ("" if m.script_path.is_file() else "  [red](missing)[/]"))
-        t.add_row("configs", ", ".join(config_choices(m)) or "-")
+        configs = config_choices(m)
+        t.add_row("configs", ", ".join(configs) or "-")
+        default = default_config(m)
+        if default is not None:
+            t.add_row("options", f"{help_panel.config_options(default)}  [dim](top level of {default.name})[/]")
         for name, what in input_artifacts(m):
             t.add_row("input", f"{name}  [dim]{what}[/]")
         if m.output:
             t.add_row("output", f"{m.output}  [dim]{m.output_what}[/]")
         t.add_row("globals", GLOBALS_HELP)
-        Console().print(Panel(t, title=f"Stage {m.name}", title_align="left", border_style="dim"))
+        console = Console()
+        console.print(Panel(t, title=f"Stage {m.name}", title_align="left", border_style="dim"))
+        profiles = Table.grid(padding=(0, 2))
+        profiles.add_column(style="bold cyan")
+        profiles.add_column()
+        source, rows = help_panel.profile_rows()
+        for name, where in rows:
+            profiles.add_row(name, where)
+        console.print(Panel(profiles, title=f"Profiles for -r/-b PROFILE ({source})", title_align="left",
+                            border_style="dim"))
+        command = ctx.command_path.removeprefix("nemotron ") if ctx.command_path else m.name
+        console.print(Panel("\n".join(help_panel.examples(command, configs)), title="Examples", title_align="left",
+                            border_style="dim"))
 
 
 class RecipeTyper(typer.Typer):

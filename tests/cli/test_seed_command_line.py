@@ -132,3 +132,20 @@ def test_eval_config_checks_and_selects_tasks():
 
     assert flat_metrics({}, {}, {"rl_reward": 0.5}, {"nano3_qa": {"exact_match": 1.0}}) == {
         "rl_reward": 0.5, "lmeval_qa_exact_match": 1.0}
+
+
+def test_recipe_help_lists_profiles_options_and_examples(tmp_path):
+    toml = SLURM.format(squash=tmp_path / "images") + '\n[dev]\nextends = "cluster"\nrun_partition = "interactive"\n'
+    out = nemotron(tmp_path, "nano3", "sft", "--help", env_toml=toml)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "cluster" in text and "slurm, partition: batch" in text
+    assert "slurm, partition: batch, run: interactive" in text and "local" in text
+    assert "output_dir=???" in text and "train.*" in text  # the default config's top level
+    assert "nemotron nano3 sft -c tiny -d" in text and "-b PROFILE --stage" in text
+
+
+def test_recipe_help_survives_a_broken_env_toml(tmp_path):
+    out = nemotron(tmp_path, "nano3", "pretrain", "--help", env_toml='[p]\nexecutr = "slurm"\n')
+    assert out.returncode == 0, out.stderr
+    assert "unknown key 'executr'" in out.stdout
