@@ -208,7 +208,8 @@ def prepare_job(stage: Stage, request: StageRequest, inputs: dict[str, str], lau
 
         pending = pending_check(registry, dict(rebuilt))
     job = build_job_config(train, spec=spec, mode=launch.mode, profile=profile, argv=launch.argv, dotlist=dotlist,
-                           passthrough=launch.passthrough, config_name=request.config, pending=pending)
+                           passthrough=launch.passthrough, config_name=request.config, pending=pending,
+                           git_cache=git_cache_of(env, profile))
     if job.run.get("env"):  # the config's run.env overrides the profile (nemotron_core/config/run_section.py)
         from nemotron_core.config.run_section import apply_run_env
 
@@ -277,6 +278,39 @@ def plan_of(job: PreparedJob):
     return plan_job(job.spec, job.profile, job.job_dir / "train.yaml", passthrough=job.launch.passthrough)
 
 
+def git_cache_of(env, profile) -> str | None:
+    """Where `${auto_mount:git+...}` checkouts live for this profile's jobs: a Slurm cluster's
+    `[cache] git_dir`, else the state folder's git cache (None)."""
+    git_dir = (env.section("cache") or {}).get("git_dir")
+    return str(git_dir) if git_dir and profile.executor == "slurm" else None
+
+
+def clone_repos(job: PreparedJob, executor=None) -> None:
+    """Submit time: clone the config's `${auto_mount:git+URL@REF}` checkouts where the job reads them
+    (this machine, or the Slurm cluster through its shell). A dry run never gets here."""
+    repos = list(job.job_config.run.get("repos") or [])
+    if not repos:
+        return
+    from nemotron_core.config.git_mounts import clone_repo, run_here as on_this_machine
+    from nemotron_core.errors import ProfileError
+    from nemotron_core.profiles import load_env
+
+    run = on_this_machine
+    if job.profile.executor == "slurm" and executor is not None:
+        from nemotron_core.execution.backends.slurm_shell import SlurmShell
+
+        shell = SlurmShell.for_executor(executor)
+        if shell.kind == "ssh" and not git_cache_of(load_env(), job.profile):
+            raise ProfileError(f"profile '{job.profile.name}': ${{auto_mount:git+...}} clones on the cluster: set "
+                               f"[cache] git_dir in env.toml (a folder on the cluster's shared filesystem)")
+        run = lambda argv: shell.run(argv, timeout=600)  # noqa: E731
+    elif job.profile.executor not in ("local", "docker", "ray", "slurm"):
+        raise ProfileError(f"profile '{job.profile.name}': ${{auto_mount:git+...}} is not supported on "
+                           f"{job.profile.executor} jobs; mount a checkout the cluster already has")
+    for repo in repos:
+        clone_repo(dict(repo), run)
+
+
 def _write_configs(job: PreparedJob, config, *, moved: bool, remote_root: str | None = None) -> None:
     from nemotron_core.config import extract_train_config, save_configs
     from nemotron_core.contract import PREEMPTED_FILE
@@ -308,6 +342,7 @@ def run_here(job: PreparedJob, reporter: Reporter) -> None:
     its output to the reporter; StageFailed unless it exits 0. Ctrl-C stops it (SIGTERM, then SIGKILL)."""
     from nemotron_core.execution import execute_local
 
+    clone_repos(job)
     _write_configs(job, job.job_config, moved=False)
     lines = _Lines(reporter)
     code = execute_local(plan_of(job), job.job_dir, echo=lines)
@@ -342,6 +377,7 @@ def submit_or_attach(job: PreparedJob, executor, reporter: Reporter):
         reporter.info(f"{job.stage.name}: attempt {attempt} runs with resume: auto "
                       f"(the config said {job.job_config.resume})")
     paths = job_paths(executor, job.job_dir)
+    clone_repos(job, executor)
     _write_configs(job, config, moved=paths.in_job != str(paths.local), remote_root=paths.code)
     handle = submit(executor, plan_of(job), job_dir=job.job_dir, content_key=job.key, flow_run_id=reporter.owner())
     reporter.info(f"{job.stage.name}: submitted {handle.describe()}; job dir {job.job_dir}")

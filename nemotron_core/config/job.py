@@ -9,6 +9,7 @@ env; see run_section.py) and beside it the provenance, under names a config may 
     run.git         commit, dirty
     run.artifacts   every ${art:} reference and the version it pinned
     run.mounts      ${auto_mount:} host:container pairs
+    run.repos       ${auto_mount:git+URL@REF} checkouts {url, ref, path, target}, cloned at submit time
     run.created, run.version
 train.yaml = job.yaml without `run`; for remote runs, local paths under the code root
 are rewritten to the job's remote workdir.
@@ -54,7 +55,7 @@ def git_info(path: Path) -> dict[str, Any]:
 
 def resolve_train_config(train: DictConfig, *, remote: bool = False, secret_names: Iterable[str] = (),
                          pending: PendingCheck | None = None,
-                         aliases: dict[str, str] | None = None) -> tuple[Any, Any]:
+                         aliases: dict[str, str] | None = None, git_cache: str | None = None) -> tuple[Any, Any]:
     """Resolve all interpolations, except those that read a secret.
 
     Kept unresolved (as written), for the job to resolve from its environment:
@@ -74,7 +75,8 @@ def resolve_train_config(train: DictConfig, *, remote: bool = False, secret_name
     kept: dict[tuple, str] = {}
     cfg = OmegaConf.create(hide_secret_keys(raw, "", False, kept))
     names = secret_env_names(extra=secret_names)
-    with resolution_scope(remote=remote, secret_names=names, pending=pending, aliases=aliases) as res:
+    with resolution_scope(remote=remote, secret_names=names, pending=pending, aliases=aliases,
+                          git_cache=git_cache) as res:
         try:
             plain = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
         except NemotronError:
@@ -101,7 +103,7 @@ def resolve_train_config(train: DictConfig, *, remote: bool = False, secret_name
 def build_job_config(train: DictConfig, *, spec: Runspec, mode: str = "local", profile: Profile | None = None,
                      argv: Sequence[str] = (), dotlist: Sequence[str] = (), passthrough: Sequence[str] = (),
                      config_name: str | None = None, remote: bool | None = None,
-                     pending: PendingCheck | None = None) -> DictConfig:
+                     pending: PendingCheck | None = None, git_cache: str | None = None) -> DictConfig:
     """The train config, resolved, plus the `run` provenance section.
 
     `pending` is for dry runs only: an input it reports as unpublished reads as a
@@ -121,7 +123,7 @@ def build_job_config(train: DictConfig, *, spec: Runspec, mode: str = "local", p
         remote = mode != "local" and bool(image)
     declared = tuple(profile.secret_names()) if profile is not None else ()
     plain, res = resolve_train_config(train, remote=remote, secret_names=declared, pending=pending,
-                                      aliases=aliases(own_run))
+                                      aliases=aliases(own_run), git_cache=git_cache)
     own_resolved = plain.pop("run", None) or {}
     if own_resolved.get("env"):  # what runs is the profile with the config's run.env over it
         profile = apply_run_env(profile, own_resolved["env"], f"config (run.env of {spec.name})")
@@ -141,6 +143,7 @@ def build_job_config(train: DictConfig, *, spec: Runspec, mode: str = "local", p
         "git": git_info(script.parent),
         "artifacts": dict(res.artifacts),
         "mounts": list(res.mounts),
+        "repos": list(res.repos),
         **({"pending": dict(res.pending)} if res.pending else {}),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "version": __version__,

@@ -11,7 +11,8 @@ then `${art:data,path}`), as in the seed; see run_section.py.
 
 `${auto_mount:SRC[,DEST]}` makes a host path available inside a containerized job: it
 returns SRC for local runs and DEST (default `/nemo_run/mounts/<basename>`) for remote
-ones, and records `SRC:DEST` so the executor adds the mount.
+ones, and records `SRC:DEST` so the executor adds the mount. `${auto_mount:git+URL@REF[,DEST]}`
+does the same for a git checkout, cloned at submit time (git_mounts.py; job.yaml's run.repos).
 
 `${oc.env:NAME}` is wrapped: inside `resolution_scope(secret_names=...)`, reading a secret
 variable returns a marker (`secret_marker(NAME)`) instead of the value, whatever resolvers
@@ -64,6 +65,8 @@ class Resolution:
     pending_check: PendingCheck | None = None  # dry runs: unpublished inputs become placeholders
     pending: dict[str, str] = field(default_factory=dict)  # ref (with :latest when unversioned) -> producer
     aliases: dict[str, str] = field(default_factory=dict)  # the config's run.KEY -> ref (`${art:KEY,...}`)
+    git_cache: str | None = None  # where `${auto_mount:git+...}` clones live, as the job's host sees it
+    repos: list[dict[str, str]] = field(default_factory=list)  # {url, ref, path, target}: cloned at submit time
 
 
 _current: contextvars.ContextVar[Resolution | None] = contextvars.ContextVar("nemotron_resolution", default=None)
@@ -90,11 +93,12 @@ def holds_secret_marker(value: Any) -> bool:
 
 @contextlib.contextmanager
 def resolution_scope(remote: bool = False, secret_names: Iterable[str] = frozenset(),
-                     pending: PendingCheck | None = None, aliases: dict[str, str] | None = None) -> Iterator[Any]:
+                     pending: PendingCheck | None = None, aliases: dict[str, str] | None = None,
+                     git_cache: str | None = None) -> Iterator[Any]:
     """Collect pinned artifact versions and mounts while resolving one config."""
     register_resolvers()
     res = Resolution(remote=remote, secret_names=frozenset(secret_names), pending_check=pending,
-                     aliases=dict(aliases or {}))
+                     aliases=dict(aliases or {}), git_cache=git_cache)
     token = _current.set(res)
     try:
         yield res
@@ -164,6 +168,8 @@ def pending_placeholder(ref: str, producer: str) -> str:
 def _auto_mount(src: str, dest: str | None = None) -> str:
     _refuse_secret("auto_mount", src)
     _refuse_secret("auto_mount", dest)
+    if isinstance(src, str) and src.startswith("git+"):
+        return _git_mount(src, dest)
     if not isinstance(src, str) or not src.startswith("/"):
         raise ConfigError(f"${{auto_mount:{src}}}: the source must be an absolute host path")
     res = _current.get()
@@ -174,6 +180,32 @@ def _auto_mount(src: str, dest: str | None = None) -> str:
     if mount not in res.mounts:
         res.mounts.append(mount)
     return target
+
+
+def _git_mount(src: str, dest: str | None) -> str:
+    """`${auto_mount:git+URL@REF[,TARGET]}`: recorded for a clone at submit time (git_mounts.py), no I/O here."""
+    from nemotron_core.config.git_mounts import parse_git_source
+
+    repo = parse_git_source(src, dest)
+    res = _current.get()
+    if res is not None and res.git_cache:
+        cache = res.git_cache
+    else:
+        from nemotron_core.paths import state_dir
+
+        cache = str(state_dir() / "cache" / "git")
+    path = posixpath.join(cache, repo.key)
+    if res is None:
+        return path
+    entry = {"url": repo.url, "ref": repo.ref, "path": path, "target": repo.target}
+    if entry not in res.repos:
+        res.repos.append(entry)
+    if not res.remote:
+        return path
+    mount = f"{path}:{repo.target}"
+    if mount not in res.mounts:
+        res.mounts.append(mount)
+    return repo.target
 
 
 _ENV_WRAPPED = False

@@ -30,7 +30,8 @@ from omegaconf import DictConfig, OmegaConf
 from nemotron_core.errors import ConfigError
 
 #: Keys the toolkit writes under job.yaml's `run` (job.py): a config's `run:` may not use them.
-PROVENANCE_KEYS = ("mode", "profile", "cli", "recipe", "git", "artifacts", "mounts", "pending", "created", "version")
+PROVENANCE_KEYS = ("mode", "profile", "cli", "recipe", "git", "artifacts", "mounts", "repos", "pending", "created",
+                   "version")
 #: run.env keys that never come from a config.
 PROFILE_ONLY = ("executor", "extends")
 #: Lists a config's run.env adds to the profile's rather than replacing.

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import typer
 import yaml
 from omegaconf import OmegaConf
 
@@ -160,3 +161,113 @@ def test_defaults_cycle_and_escape_are_one_line_errors(tmp_path):
     write(tmp_path / "bad.yaml", "defaults: [link]\n")
     with pytest.raises(ConfigError, match="leads outside the config folder"):
         parse_config(tmp_path, "bad")
+
+
+# ----------------------------------------------------------------- ${auto_mount:git+URL@REF[,TARGET]}
+
+def git(*args: str, cwd: Path) -> str:
+    import subprocess
+
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+           "PATH": "/usr/bin:/bin", "HOME": str(cwd)}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def origin(tmp_path) -> tuple[str, dict[str, str]]:
+    """A bare repository served over file:// with a tag v1 and a branch main one commit later."""
+    bare, work = tmp_path / "origin.git", tmp_path / "work"
+    git("init", "--quiet", "--bare", "-b", "main", str(bare), cwd=tmp_path)
+    git("init", "--quiet", "-b", "main", str(work), cwd=tmp_path)
+    shas = {}
+    for tag, text in (("v1", "one"), (None, "two")):
+        (work / "f.txt").write_text(text)
+        git("add", "f.txt", cwd=work)
+        git("commit", "--quiet", "-m", text, cwd=work)
+        if tag:
+            git("tag", tag, cwd=work)
+        shas[tag or "main"] = git("rev-parse", "HEAD", cwd=work)
+    git("push", "--quiet", "--tags", str(bare), "main", cwd=work)
+    return f"file://{bare}", shas
+
+
+def test_auto_mount_git_resolves_without_io_and_clones_at_submit_time(spec, origin, tmp_path, monkeypatch):
+    from nemotron_core.config.git_mounts import clone_repo
+    from nemotron_core.paths import state_dir
+
+    monkeypatch.setenv("NEMOTRON_STATE_DIR", str(tmp_path / "state"))
+
+    url, shas = origin
+    train = OmegaConf.create({"code": f"${{auto_mount:git+{url}@v1,/opt/code}}", "head": f"${{auto_mount:git+{url}@main}}"})
+    local = build_job_config(train, spec=spec, mode="local")
+    cache = state_dir() / "cache" / "git"
+    assert Path(local.code).parent == cache and not Path(local.code).exists()  # resolving clones nothing
+    repos = {r.ref: dict(r) for r in local.run.repos}
+    assert repos["v1"] == {"url": url, "ref": "v1", "path": local.code, "target": "/opt/code"}
+    remote = build_job_config(train, spec=spec, mode="run", remote=True)
+    assert remote.code == "/opt/code" and remote.head == "/nemo_run/repos/origin"
+    assert f"{local.code}:/opt/code" in list(remote.run.mounts)
+    # Submit time: each checkout at its commit, reused when it already holds it.
+    assert clone_repo(repos["v1"]) == shas["v1"] and (Path(local.code) / "f.txt").read_text() == "one"
+    assert clone_repo(repos["main"]) == shas["main"] and (Path(local.head) / "f.txt").read_text() == "two"
+    assert clone_repo(repos["v1"]) == shas["v1"]
+    assert [p.name for p in cache.iterdir() if ".tmp." in p.name] == []
+
+
+@pytest.mark.parametrize("src", [
+    "git+{url}@-x", "git+{url}@--upload-pack=touch pwned", "git+{url}@a..b", "git+{url}@main;id", "git+{url}",
+    "git+ext::sh -c touch%20pwned@main", "git+{url} --upload-pack=x@main", "git+-u@main", "git+{url}@main,rel/dir",
+    "git+{url}@main,/opt/../etc",
+])
+def test_auto_mount_git_refuses_option_and_shell_injection(spec, origin, src):
+    url, _ = origin
+    args = ",".join(f"'{part}'" for part in src.format(url=url).split(","))  # quoted: reaches the resolver as is
+    with pytest.raises(ConfigError, match=r"auto_mount") as e:
+        build_job_config(OmegaConf.create({"code": "${auto_mount:" + args + "}"}), spec=spec)
+    assert "\n" not in str(e.value)
+
+
+def test_a_missing_commit_fails_in_one_line(origin, tmp_path):
+    from nemotron_core.config.git_mounts import clone_repo
+    from nemotron_core.errors import NemotronError
+
+    url, _ = origin
+    with pytest.raises(NemotronError, match=r"clone into .* failed: no commit named nope") as e:
+        clone_repo({"url": url, "ref": "nope", "path": str(tmp_path / "cache" / "x")})
+    assert "\n" not in str(e.value) and not (tmp_path / "cache" / "x").exists()
+
+
+def test_a_local_run_clones_the_checkout_its_config_names(origin, tmp_path, monkeypatch):
+    """Through the CLI's recipe path (pipeline.run_stage): the dry run clones nothing, the run clones the
+    commit into the state folder's git cache and the script reads that folder."""
+    import json
+
+    from nemotron_cli.app import main
+    from nemotron_cli.recipe_typer import RecipeTyper
+    from pipeline.stages import Stage
+
+    url, shas = origin
+    monkeypatch.setenv("NEMOTRON_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("NEMOTRON_ENV_FILE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    meta = Stage("test/echo", str(ECHO), output="test-echo")
+    cli = RecipeTyper(name="t")
+
+    @cli.recipe(meta, name="echo", panel="Test", help="Echo the config.")
+    def echo(ctx: typer.Context) -> None:
+        from nemotron_cli.context import split_dotlist
+        from nemotron_cli.recipe_run import run_recipe
+
+        raise typer.Exit(run_recipe(meta, ctx.obj, split_dotlist(ctx.args)))
+
+    @cli.command("noop")
+    def noop() -> None:
+        pass
+
+    line = ["echo", "-c", "tiny", f"output_dir={tmp_path}/out", f"+code=${{auto_mount:git+{url}@v1}}"]
+    assert main([*line, "--dry-run"], cli=cli) == 0
+    assert not (tmp_path / "state" / "cache").exists()
+    assert main(line, cli=cli) == 0
+    code = Path(json.loads((tmp_path / "out" / "echo.json").read_text())["config"]["code"])
+    assert code.parent == tmp_path / "state" / "cache" / "git" and (code / "f.txt").read_text() == "one"
+    assert git("rev-parse", "HEAD", cwd=code) == shas["v1"]
