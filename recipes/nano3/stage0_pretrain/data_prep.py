@@ -64,17 +64,9 @@ import sys
 import time
 from pathlib import Path
 
-try:
-    import recipes.nano3.common  # noqa: F401  (installed by scripts/setup)
-
-    EXTRA_PYTHONPATH = None
-except ModuleNotFoundError:  # a bare copy of the repo: make it importable here and in Ray workers
-    EXTRA_PYTHONPATH = str(Path(__file__).resolve().parents[3])
-    sys.path.insert(0, EXTRA_PYTHONPATH)
-
 import numpy as np
 
-from recipes.nano3.common import config, indexed, outputs, readers, splits
+from recipes.nano3.common import config, indexed, outputs, prep, readers, splits
 from recipes.nano3.common import stats as stats_
 from recipes.nano3.common import tokenizer as toks
 from recipes.nano3.common.blend import split_blend
@@ -85,24 +77,18 @@ from recipes.nano3.common.world import World, WorldConfig
 
 NAME, ARTIFACT = "nano3/data/prep/pretrain", "nano3-pretrain-data"
 
-DEFAULTS = {
-    "output_dir": "???",  # set by the toolkit / task: a job-specific folder
-    "resume": "auto",  # auto: keep shards an earlier (killed) run finished in output_dir | never
-    "seed": 1234,  # synthetic documents (the world has its own world.seed)
-    "workers": 2,  # Ray tasks at a time (num_cpus of a local Ray head)
-    "num_shards": 4,  # default shards per source
-    "on_error": "raise",  # raise | skip (count) malformed input lines
-    "splits": {"valid": 0.01, "test": 0.01},  # fraction of documents held out
-    "world": config.ANY,  # common/world.py WorldConfig
-    "sources": config.ANY,  # name -> {type: synthetic | files, weight, num_shards, ...}
-    "tokenizer": {
+DEFAULTS = prep.defaults(  # + output_dir, resume, seed (synthetic documents), on_error, world, sources
+    workers=2,  # Ray tasks at a time (num_cpus of a local Ray head)
+    num_shards=4,  # default shards per source
+    splits={"valid": 0.01, "test": 0.01},  # fraction of documents held out
+    tokenizer={
         "path": None,  # an existing tokenizer folder / tokenizer.json, or null to train BPE
         "vocab_size": 1024,
         "min_frequency": 2,
         "sample_documents": 5000,  # BPE training sample, shared across sources by weight
         "model_max_length": 4096,
     },
-}
+)
 SYNTHETIC_KEYS = {"documents": 8000, "lines_per_document": 16}
 FILE_KEYS = {"text_key": "text"}
 ENCODE_BATCH = 512
@@ -110,19 +96,11 @@ ENCODE_BATCH = 512
 
 def main(argv: list[str]) -> None:
     t0 = time.time()
-    cfg = config.load_config(argv, script=Path(__file__), defaults=DEFAULTS)
-    out = Path(cfg["output_dir"]).absolute()  # Ray workers may run elsewhere: no relative paths
-    outputs.invalidate(out)  # a failed rerun must not leave an earlier RESULT.json behind
-    config.choice(cfg, "on_error", ["raise", "skip"])
-    resume = config.resume_flag(cfg)
+    p = prep.open_prep(argv, script=Path(__file__), defaults=DEFAULTS, synthetic=SYNTHETIC_KEYS, files=FILE_KEYS,
+                       fields=("text_key",))  # config and every input checked, nothing written yet
+    cfg, out, resume, world, sources, inputs = p.cfg, p.out, p.resume, p.world, p.sources, p.inputs
     workers = config.positive_int(cfg, "workers")
-    world = World(WorldConfig.from_dict(cfg["world"]))
-    sources = readers.normalize_sources(cfg["sources"], num_shards=config.positive_int(cfg, "num_shards"),
-                                        synthetic=SYNTHETIC_KEYS, files=FILE_KEYS)
-    # every input error (missing file, unknown format, empty input) surfaces here, before any work
-    inputs = {name: readers.resolve_source(src, world.digest, columns=readers.fields(src, "text_key"))
-              for name, src in sources.items()}
-    outputs.start(out)
+    p.start()
 
     # ---- 1. tokenizer -----------------------------------------------------------------
     tok_json = make_tokenizer(cfg, sources, inputs, world, out, resume)
@@ -133,7 +111,7 @@ def main(argv: list[str]) -> None:
     jobs = plan_jobs(cfg, sources, inputs, world, tok_json, vocab_size)
     timing: dict = {}
     stats = run_shards(build_shard, jobs, workers=workers, marker_dir=out / "shards", resume=resume,
-                       shared=(tok_json, str(out)), extra_pythonpath=EXTRA_PYTHONPATH, timing=timing)
+                       shared=(tok_json, str(out)), timing=timing)
     shutdown_ray()
     per_source = stats_.by_source(sources, jobs, stats, ("documents", "tokens"), "documents")
     totals = stats_.totals(per_source, ("documents", "tokens"))

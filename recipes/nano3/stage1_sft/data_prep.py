@@ -62,19 +62,11 @@ import sys
 import time
 from pathlib import Path
 
-try:
-    import recipes.nano3.common  # noqa: F401  (installed by scripts/setup)
-
-    EXTRA_PYTHONPATH = None
-except ModuleNotFoundError:  # a bare copy of the repo: make it importable here and in Ray workers
-    EXTRA_PYTHONPATH = str(Path(__file__).resolve().parents[3])
-    sys.path.insert(0, EXTRA_PYTHONPATH)
-
 import pyarrow as pa
 
 from nemotron_core.errors import ConfigError
 
-from recipes.nano3.common import config, outputs, readers, splits
+from recipes.nano3.common import config, outputs, prep, readers, splits
 from recipes.nano3.common import stats as stats_
 from recipes.nano3.common import tokenizer as toks
 from recipes.nano3.common.blend import split_blend
@@ -82,23 +74,17 @@ from recipes.nano3.common.chat import PAD, Packer, check_messages, encode_chats
 from recipes.nano3.common.cli import run_main
 from recipes.nano3.common.errors import DataError
 from recipes.nano3.common.shards import run_shards, shutdown_ray
-from recipes.nano3.common.world import World, WorldConfig, check_same_world
+from recipes.nano3.common.world import World, WorldConfig
 
 NAME, ARTIFACT = "nano3/data/prep/sft", "nano3-sft-data"
 
-DEFAULTS = {
-    "output_dir": "???",  # set by the toolkit / task: a job-specific folder
-    "resume": "auto",  # auto: keep shards an earlier (killed) run finished in output_dir | never
-    "tokenizer_path": "???",  # the pretrain data's tokenizer folder (or a tokenizer.json)
-    "seed": 1234,
-    "workers": 2,  # Ray tasks at a time (num_cpus of a local Ray head)
-    "num_shards": 2,  # default shards per source
-    "seq_length": 64,  # packed row length (the SFT trainer's sequence length)
-    "on_error": "raise",  # raise | skip (count) malformed input records
-    "splits": {"valid": 0.01, "test": 0.01},  # held-out fraction of user chats (synthetic: see world)
-    "world": config.ANY,
-    "sources": config.ANY,
-}
+DEFAULTS = prep.defaults(  # + output_dir, resume, seed, on_error, world, sources
+    tokenizer_path="???",  # the pretrain data's tokenizer folder (or a tokenizer.json)
+    workers=2,  # Ray tasks at a time (num_cpus of a local Ray head)
+    num_shards=2,  # default shards per source
+    seq_length=64,  # packed row length (the SFT trainer's sequence length)
+    splits={"valid": 0.01, "test": 0.01},  # held-out fraction of user chats (synthetic: see world)
+)
 # restate: assistant replies restate the fact ("The capital of Zoria is Kelmo."; common/world.py Item.reply)
 SYNTHETIC_KEYS = {"conversations": 20000, "multi_turn": 0.2, "max_turns": 3, "restate": False}
 FILE_KEYS = {"messages_key": "messages"}
@@ -109,29 +95,18 @@ PARQUET_TYPES = {"input_ids": pa.list_(pa.int32()), "loss_mask": pa.list_(pa.int
 
 def main(argv: list[str]) -> None:
     t0 = time.time()
-    cfg = config.load_config(argv, script=Path(__file__), defaults=DEFAULTS)
-    out = Path(cfg["output_dir"]).absolute()  # Ray workers may run elsewhere: no relative paths
-    outputs.invalidate(out)  # a failed rerun must not leave an earlier RESULT.json behind
-    config.choice(cfg, "on_error", ["raise", "skip"])
-    resume = config.resume_flag(cfg)
+    p = prep.open_prep(argv, script=Path(__file__), defaults=DEFAULTS, synthetic=SYNTHETIC_KEYS, files=FILE_KEYS,
+                       fields=("messages_key",), allowed=("jsonl", "parquet", "hf"))  # checked, nothing written
+    cfg, out, resume, world, sources, inputs = p.cfg, p.out, p.resume, p.world, p.sources, p.inputs
+    tok, tok_json = p.tokenizer, p.tokenizer_json
     workers, seq_length = config.positive_int(cfg, "workers"), config.positive_int(cfg, "seq_length")
-    world = World(WorldConfig.from_dict(cfg["world"]))
-    tok, tok_json = toks.load(cfg["tokenizer_path"], "tokenizer_path")
-    check_same_world(world, cfg["tokenizer_path"])
-    sources = readers.normalize_sources(cfg["sources"], num_shards=config.positive_int(cfg, "num_shards"),
-                                        synthetic=SYNTHETIC_KEYS, files=FILE_KEYS)
-    # every input error (missing file, unknown format, empty input) surfaces here, before any work
-    inputs = {name: readers.resolve_source(src, world.digest, allowed=("jsonl", "parquet", "hf"),
-                                           columns=readers.fields(src, "messages_key"))
-              for name, src in sources.items()}
-    outputs.start(out)
-    toks.install(cfg["tokenizer_path"], out / "tokenizer", "tokenizer_path")
+    p.start()
 
     # ---- shards: conversations -> chat template -> loss mask -> packed rows -> Parquet (Ray) ----
     jobs = plan_jobs(cfg, sources, inputs, world, tok_json, seq_length)
     timing: dict = {}
     stats = run_shards(build_shard, jobs, workers=workers, marker_dir=out / "shards", resume=resume,
-                       shared=(tok_json, str(out)), extra_pythonpath=EXTRA_PYTHONPATH, timing=timing)
+                       shared=(tok_json, str(out)), timing=timing)
     shutdown_ray()
 
     # ---- RESULT.json (last) --------------------------------------------------------------

@@ -39,11 +39,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-try:
-    import recipes.nano3.training  # noqa: F401  (installed by scripts/setup)
-except ModuleNotFoundError:  # a bare copy of the repo (e.g. a Slurm job's code dir)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
-
 from recipes.nano3.training import entry, settings
 from recipes.nano3.training import model as modellib
 from recipes.nano3.training.data import has_split

@@ -61,54 +61,31 @@ import sys
 import time
 from pathlib import Path
 
-try:
-    import recipes.nano3.common  # noqa: F401  (installed by scripts/setup)
-except ModuleNotFoundError:  # a bare copy of the repo
-    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
-
-from recipes.nano3.common import config, outputs, readers, splits
-from recipes.nano3.common import tokenizer as toks
+from recipes.nano3.common import config, outputs, prep, readers, splits
 from recipes.nano3.common.chat import render
 from recipes.nano3.common.cli import run_main
 from recipes.nano3.common.errors import DataError
-from recipes.nano3.common.world import World, WorldConfig, check_same_world
 
 NAME, ARTIFACT = "nano3/data/prep/rl", "nano3-rl-data"
 ANSWER_CHECK = "recipes.nano3.common.answers:answer_check"
 
-DEFAULTS = {
-    "output_dir": "???",  # set by the toolkit / task: a job-specific folder
-    "resume": "auto",  # auto: keep shards an earlier (killed) run finished in output_dir | never
-    "tokenizer_path": "???",  # the pretrain data's tokenizer folder (or a tokenizer.json)
-    "seed": 1234,  # order of the prompts
-    "on_error": "raise",  # raise | skip (count) malformed input records
-    "max_prompt_tokens": 128,  # longer prompts are dropped (counted)
-    "splits": {"valid": 0.05, "test": 0.05},  # held-out fraction of user prompts (synthetic: see world)
-    "world": config.ANY,
-    "sources": config.ANY,
-}
+DEFAULTS = prep.defaults(  # + output_dir, resume (nothing to resume: one quick step), seed (prompt order), ...
+    tokenizer_path="???",  # the pretrain data's tokenizer folder (or a tokenizer.json)
+    max_prompt_tokens=128,  # longer prompts are dropped (counted)
+    splits={"valid": 0.05, "test": 0.05},  # held-out fraction of user prompts (synthetic: see world)
+)
 SYNTHETIC_KEYS = {"max_prompts": None}  # cap per split (null: every question of the world)
 FILE_KEYS = {"prompt_key": "prompt", "answer_key": "answer"}
 
 
 def main(argv: list[str]) -> None:
     t0 = time.time()
-    cfg = config.load_config(argv, script=Path(__file__), defaults=DEFAULTS)
-    out = Path(cfg["output_dir"]).absolute()
-    outputs.invalidate(out)  # a failed rerun must not leave an earlier RESULT.json behind
-    on_error = readers.OnError(config.choice(cfg, "on_error", ["raise", "skip"]))
-    config.resume_flag(cfg)  # accepted for the contract; the RL prep is one quick step, nothing to resume
+    p = prep.open_prep(argv, script=Path(__file__), defaults=DEFAULTS, synthetic=SYNTHETIC_KEYS, files=FILE_KEYS,
+                       fields=("prompt_key", "answer_key"), allowed=("jsonl", "parquet", "hf"))  # nothing written
+    cfg, out, world, sources, inputs, tok = p.cfg, p.out, p.world, p.sources, p.inputs, p.tokenizer
+    on_error = readers.OnError(cfg["on_error"])
     max_tokens = config.positive_int(cfg, "max_prompt_tokens")
-    world = World(WorldConfig.from_dict(cfg["world"]))
-    tok, _ = toks.load(cfg["tokenizer_path"], "tokenizer_path")
-    check_same_world(world, cfg["tokenizer_path"])
-    sources = readers.normalize_sources(cfg["sources"], num_shards=1, synthetic=SYNTHETIC_KEYS, files=FILE_KEYS)
-    # every input error (missing file, unknown format, empty input) surfaces here, before any work
-    inputs = {name: readers.resolve_source(src, world.digest, allowed=("jsonl", "parquet", "hf"),
-                                           columns=readers.fields(src, "prompt_key", "answer_key"))
-              for name, src in sources.items()}
-    outputs.start(out)
-    toks.install(cfg["tokenizer_path"], out / "tokenizer", "tokenizer_path")
+    p.start()
 
     # ---- 1. prompts per source and split ---------------------------------------------------
     records: dict[str, list[dict]] = {sp: [] for sp in splits.SPLITS}

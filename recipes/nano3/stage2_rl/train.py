@@ -55,14 +55,6 @@ import sys
 import time
 from pathlib import Path
 
-try:
-    import recipes.nano3.training  # noqa: F401  (installed by scripts/setup)
-
-    EXTRA_PYTHONPATH = None
-except ModuleNotFoundError:  # a bare copy of the repo: make it importable here and in the Ray actors
-    EXTRA_PYTHONPATH = str(Path(__file__).resolve().parents[3])
-    sys.path.insert(0, EXTRA_PYTHONPATH)
-
 from nemotron_core.errors import ConfigError
 
 from recipes.nano3.rl import grpo, settings
@@ -144,8 +136,7 @@ def main(argv: list[str]) -> None:
         import torch
 
         # 5. Rollout actors (Ray); the learner takes a GPU no actor holds; optimizer; resume; first push.
-        group = RolloutGroup(modellib.model_dir(cfg["base_model"], "base_model"), ro, stop=flag,
-                             extra_pythonpath=EXTRA_PYTHONPATH)
+        group = RolloutGroup(modellib.model_dir(cfg["base_model"], "base_model"), ro, stop=flag)
         rt = learner_device(rt, group.used_gpus)
         policy.to(rt.device).train()
         reference.to(rt.device)

@@ -53,11 +53,6 @@ from pathlib import Path
 
 os.environ.setdefault("TQDM_DISABLE", "1")  # lm-eval/datasets progress bars: read when tqdm is imported
 
-try:
-    import recipes.nano3.evaluation  # noqa: F401  (installed by scripts/setup)
-except ModuleNotFoundError:  # a bare copy of the repo (e.g. a Slurm job's code dir)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
-
 from recipes.nano3.common import outputs
 from recipes.nano3.evaluation import heldout, lmeval, report, settings
 from recipes.nano3.evaluation.perplexity import perplexity
