@@ -19,6 +19,7 @@ Each name here takes that form and this project's own (`create_executor(profile,
 - `create_executor(env=..., packager=None)` ships no code, as nemo-run does with no packager;
   pass a packager (`SelfContainedPackager`, `CodePackager`) or `spec=SPEC` (this project's
   choice from the profile and runspec) to ship it;
+- `clone_git_repos_via_tunnel` takes the job config (its run.repos) instead of a global registry;
 - the seed's remote step is nemo-run's Experiment; here it is `execute_remote` (below), which
   renders the sbatch text under `dry_run` and otherwise submits through `submit`, so jobs are
   found, followed and cancelled like every other job of this project.
@@ -210,7 +211,33 @@ def _seed_ensure_squashed_image(tunnel: Any, image: str, remote_job_dir: str | N
     return _squash.ensure_squashed_image(profile, image, force=force)
 
 
-def clone_git_repos_via_tunnel(tunnel: Any, remote_job_dir: str) -> list[str]:
-    """The seed clones the config's `${auto_mount:git+URL@REF}` repos on the cluster here."""
-    raise NemotronError("clone_git_repos_via_tunnel: ${auto_mount:git+...} cloning is not available in this "
-                        "version of the toolkit; mount a checkout with a plain host:container mount instead")
+def clone_git_repos_via_tunnel(tunnel: Any = None, remote_job_dir: str | None = None, *,
+                               job_config: Any = None) -> list[str]:
+    """Clone the `${auto_mount:git+URL@REF[,TARGET]}` checkouts of `job_config` (its `run.repos`) where the
+    job reads them; return their `cache:TARGET` container mounts, as the seed does.
+
+    The seed reads a registry its resolver filled and clones into `<remote_job_dir>/git-cache`. Here
+    build_job_config already fixed each checkout's folder (`[cache] git_dir` on a Slurm cluster, else
+    the state folder's git cache), so `remote_job_dir` is not needed. `tunnel`: None clones on this
+    machine; the Slurm executor create_executor returned (or its local `tunnel`) clones through that
+    cluster's shell. The clone itself is config/git_mounts.py's `clone_repo`.
+    """
+    from nemotron_core.config.git_mounts import Runner, clone_repo, run_here
+
+    if job_config is None:
+        raise NemotronError("clone_git_repos_via_tunnel: pass job_config=<the config build_job_config returned>: "
+                            "the checkouts it pinned are in its run.repos")
+    run: Runner = run_here
+    if hasattr(getattr(tunnel, "tunnel", None), "kind"):  # a Slurm executor built by create_executor
+        from nemotron_core.execution.backends.slurm_shell import SlurmShell
+
+        shell = SlurmShell.for_executor(tunnel)
+        run = lambda argv: shell.run(argv, timeout=600)  # noqa: E731
+    # Other executors (local, docker, ray) and a local tunnel see this machine's files: cloned here.
+    elif tunnel is not None and not hasattr(tunnel, "nemotron") and getattr(tunnel, "kind", None) != "local":
+        raise NemotronError(f"clone_git_repos_via_tunnel: pass the executor create_executor returned (or None for "
+                            f"this machine), not a {type(tunnel).__name__}")
+    repos = list(job_config.run.get("repos") or []) if "run" in job_config else []
+    for repo in repos:
+        clone_repo(dict(repo), run)
+    return [f"{r['path']}:{r['target']}" for r in repos if r.get("target")]

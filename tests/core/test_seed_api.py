@@ -221,3 +221,38 @@ def test_seed_command_runs_on_slurm(demo, slurm_cluster, tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     assert "submitted demo/train: job " in out.stdout and "steps=7 lr=0.5" in out.stdout
     assert not marker.exists()  # the real sbatch, not the stub
+
+
+def test_clone_git_repos_via_tunnel_clones_what_the_job_config_pins(tmp_path, monkeypatch):
+    """A local bare repository over file:// (real git): the checkout build_job_config pinned is cloned."""
+    monkeypatch.setenv("NEMOTRON_STATE_DIR", str(tmp_path / "state"))  # its own git cache
+    from omegaconf import OmegaConf
+
+    from nemotron_core.config import build_job_config
+    from nemotron_core.execution import clone_git_repos_via_tunnel
+    from nemotron_core.recipe_config import RunContext
+
+    def git(*args: str, cwd: Path) -> None:
+        env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+               "GIT_COMMITTER_EMAIL": "t@t"}
+        subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True)
+
+    bare, work = tmp_path / "lib.git", tmp_path / "work"
+    git("init", "--quiet", "--bare", "-b", "main", str(bare), cwd=tmp_path)
+    git("init", "--quiet", "-b", "main", str(work), cwd=tmp_path)
+    (work / "f.txt").write_text("v1")
+    git("add", "f.txt", cwd=work)
+    git("commit", "--quiet", "-m", "one", cwd=work)
+    git("tag", "v1", cwd=work)
+    git("push", "--quiet", "--tags", str(bare), "main", cwd=work)
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "default.yaml").write_text("{}\n")
+    script = tmp_path / "train.py"
+    script.write_text(SCRIPT)
+    train = OmegaConf.create({"lib": f"${{auto_mount:git+file://{bare}@v1,/opt/lib}}"})
+    job = build_job_config(train, RunContext(), "demo/train", str(script), ["demo"])
+    assert not Path(job.lib).exists()  # resolving clones nothing
+    with pytest.raises(Exception, match="pass job_config="):
+        clone_git_repos_via_tunnel(None)
+    assert clone_git_repos_via_tunnel(None, job_config=job) == [f"{job.lib}:/opt/lib"]
+    assert (Path(job.lib) / "f.txt").read_text() == "v1" and Path(job.lib).parent == tmp_path / "state" / "cache" / "git"
