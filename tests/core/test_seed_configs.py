@@ -271,3 +271,24 @@ def test_a_local_run_clones_the_checkout_its_config_names(origin, tmp_path, monk
     code = Path(json.loads((tmp_path / "out" / "echo.json").read_text())["config"]["code"])
     assert code.parent == tmp_path / "state" / "cache" / "git" and (code / "f.txt").read_text() == "one"
     assert git("rev-parse", "HEAD", cwd=code) == shas["v1"]
+
+
+@pytest.mark.slow
+def test_a_checkout_is_cloned_on_the_cluster_through_the_ssh_tunnel(sshd_server, origin, tmp_path):
+    """The Slurm path of clone_repos: the same clone, run by the cluster's shell over SSH (this host's sshd)."""
+    from nemotron_core.config.git_mounts import clone_repo
+    from nemotron_core.execution.backends.slurm_shell import SlurmShell
+    from nemotron_core.execution.ssh import ssh_cluster
+    from nemotron_core.profiles import Profile
+
+    url, shas = origin
+    cluster = ssh_cluster(Profile(name="login", data={"executor": "slurm", **sshd_server.profile()}, chain=("login",),
+                                  source=None))
+    shell = SlurmShell(cluster)
+    try:
+        path = tmp_path / "git_dir" / "origin-x"
+        repo = {"url": url, "ref": "main", "path": str(path)}
+        assert clone_repo(repo, lambda argv: shell.run(argv, timeout=600)) == shas["main"]
+        assert (path / "f.txt").read_text() == "two"
+    finally:
+        shell.close()
