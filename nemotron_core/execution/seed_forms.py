@@ -11,7 +11,8 @@ A seed recipe command builds and runs its job with
 Each name here takes that form and this project's own (`create_executor(profile, spec, ...)`,
 `execute_local(plan, job_dir)`), told apart by the arguments, and calls the one implementation
 (executors.py, local.py, profile_keys.py, squash.py). Differences from the seed, on purpose:
-- `env` is the `Profile` that `parse_env` returns (a plain mapping is refused in one line);
+- `env` is the `Profile` that `parse_env` returns (create_executor and execute_remote refuse
+  anything else in one line; build_env_vars and get_startup_commands also read a `run.env` mapping);
 - `build_env_vars` never returns a secret (HF_TOKEN, WANDB_API_KEY reach the job through the
   0600 secrets.env, not the plain environment);
 - the seed's `execute_local` ends the command with typer.Exit(code); here it returns on success
@@ -19,7 +20,9 @@ Each name here takes that form and this project's own (`create_executor(profile,
 - `create_executor(env=..., packager=None)` ships no code, as nemo-run does with no packager;
   pass a packager (`SelfContainedPackager`, `CodePackager`) or `spec=SPEC` (this project's
   choice from the profile and runspec) to ship it;
-- `clone_git_repos_via_tunnel` takes the job config (its run.repos) instead of a global registry;
+- `clone_git_repos_via_tunnel` takes the job config (its run.repos) instead of a global registry,
+  and execute_local / execute_remote call it for the job.yaml saved beside train.yaml, as the
+  seed's executor creation does;
 - the seed's remote step is nemo-run's Experiment; here it is `execute_remote` (below), which
   renders the sbatch text under `dry_run` and otherwise submits through `submit`, so jobs are
   found, followed and cancelled like every other job of this project.
@@ -140,9 +143,19 @@ def _seed_execute_local(script_path: str | Path, train_path: str | Path, passthr
         lines = "\n".join(["set -e", *startup_commands, 'exec "$@"'])
         command = ["bash", "-c", lines, "startup", *command]
     plan = dataclasses.replace(plan, command=command, env=env)
+    _clone_saved_repos(Path(train_path))
     code = _local.execute_local(plan, Path(train_path).parent)
     if code != 0:
         raise SystemExit(code)
+
+
+def _clone_saved_repos(train_path: Path, executor: Any = None) -> None:
+    """Clone the `${auto_mount:git+...}` checkouts of the job.yaml saved beside `train_path`, if any."""
+    job_yaml = Path(train_path).parent / "job.yaml"
+    if job_yaml.is_file():
+        from nemotron_core.config.loader import load_yaml
+
+        clone_git_repos_via_tunnel(executor, job_config=load_yaml(job_yaml))
 
 
 def render_dry_run(executor: Any, plan: Plan, job_dir: Path) -> str:
@@ -176,6 +189,7 @@ def execute_remote(script_path: str | Path, train_path: str | Path, env: Any, ex
     if dry_run:
         echo(render_dry_run(executor, plan, job_dir))
         return 0
+    _clone_saved_repos(Path(train_path), executor)
     job = submit(executor, plan, job_dir=job_dir)
     echo(f"submitted {plan.recipe}: job {job.id} ({plan.executor}), job dir {job_dir}")
     if not attached:

@@ -223,13 +223,13 @@ def test_seed_command_runs_on_slurm(demo, slurm_cluster, tmp_path):
     assert not marker.exists()  # the real sbatch, not the stub
 
 
-def test_clone_git_repos_via_tunnel_clones_what_the_job_config_pins(tmp_path, monkeypatch):
+def test_clone_git_repos_via_tunnel_clones_what_the_job_config_pins(tmp_path, monkeypatch, capfd):
     """A local bare repository over file:// (real git): the checkout build_job_config pinned is cloned."""
     monkeypatch.setenv("NEMOTRON_STATE_DIR", str(tmp_path / "state"))  # its own git cache
     from omegaconf import OmegaConf
 
-    from nemotron_core.config import build_job_config
-    from nemotron_core.execution import clone_git_repos_via_tunnel
+    from nemotron_core.config import build_job_config, extract_train_config, generate_job_dir, save_configs
+    from nemotron_core.execution import clone_git_repos_via_tunnel, execute_local
     from nemotron_core.recipe_config import RunContext
 
     def git(*args: str, cwd: Path) -> None:
@@ -248,11 +248,16 @@ def test_clone_git_repos_via_tunnel_clones_what_the_job_config_pins(tmp_path, mo
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "default.yaml").write_text("{}\n")
     script = tmp_path / "train.py"
-    script.write_text(SCRIPT)
+    script.write_text(SCRIPT.split("import argparse")[0] + "import sys, yaml\n"
+                      "lib = yaml.safe_load(open(sys.argv[2]))['lib']\nprint('lib says', open(lib + '/f.txt').read())\n")
     train = OmegaConf.create({"lib": f"${{auto_mount:git+file://{bare}@v1,/opt/lib}}"})
     job = build_job_config(train, RunContext(), "demo/train", str(script), ["demo"])
     assert not Path(job.lib).exists()  # resolving clones nothing
     with pytest.raises(Exception, match="pass job_config="):
         clone_git_repos_via_tunnel(None)
-    assert clone_git_repos_via_tunnel(None, job_config=job) == [f"{job.lib}:/opt/lib"]
+    # The seed's execute_local clones what the job.yaml saved beside train.yaml pins, then runs the script.
+    _, train_path = save_configs(job, extract_train_config(job), generate_job_dir("demo/train"))
+    execute_local(str(script), train_path, [], torchrun=False)
+    assert "lib says v1" in capfd.readouterr().out
+    assert clone_git_repos_via_tunnel(None, job_config=job) == [f"{job.lib}:/opt/lib"]  # reused
     assert (Path(job.lib) / "f.txt").read_text() == "v1" and Path(job.lib).parent == tmp_path / "state" / "cache" / "git"
