@@ -1,31 +1,33 @@
 """Executors: where a job runs, built from an env.toml profile and the recipe's runspec.
 
-    executor = create_executor(profile, spec)          # nemo-run LocalExecutor / SlurmExecutor,
+    executor = create_executor(profile, spec)          # nemo-run LocalExecutor, our SlurmJobExecutor,
                                                        # or RayClusterExecutor (a local Ray head)
     job = submit(executor, plan, job_dir=...)          # jobs.py
     job.wait()
 
 Decisions (see also jobs.py):
-- We return nemo-run's own executor objects for local and Slurm, configured the way
-  nemo-run expects (SlurmExecutor with account, partition, nodes, ntasks_per_node,
-  gpus_per_node, time, container image, mounts, LocalTunnel or SSHTunnel, packager,
-  torchrun launcher). What nemo-run has no field for (the profile name, the runspec's
-  launch kind, the interpreter inside the job, secret names, the Ray address) rides
-  along in `executor.nemotron` (a `JobOptions`); `job_options(executor)` reads it and
-  falls back to defaults for an executor built by hand.
+- Local: nemo-run's LocalExecutor. Slurm: our SlurmJobExecutor (slurm_executor.py) with
+  nemo-run's SlurmExecutor field names (account, partition, nodes, ntasks_per_node,
+  gpus_per_node, time, container image, mounts, a local or SSH tunnel, the packager's name,
+  the torchrun launcher), so a Slurm dry-run renders the sbatch text without importing
+  nemo-run (~1.5 s); submit renders the same text. What nemo-run has no field for (the
+  profile name, the runspec's launch kind, the interpreter inside the job, secret names,
+  the Ray address) rides along in `executor.nemotron` (a `JobOptions`); `job_options(executor)`
+  reads it and falls back to defaults for an executor built by hand.
 - Resources: runspec `[resources]` < profile (`nodes`, `gpus_per_node`) < the caller's
   `nodes=`/`gpus_per_node=` (the CLI). Unlike the seed, the runspec is honoured on Slurm.
   Tasks per node: profile `ntasks_per_node`, else the GPUs per node, else
   `nproc_per_node` (CPU clusters). With the torchrun launcher nemo-run turns that into
-  one task per node running `torchrun --nproc-per-node N`.
+  one task per node running `torchrun --nproc-per-node N` (SlurmJobExecutor.sbatch_fields).
 - Environment: `build_env_vars` returns only non-secret variables (they are written in
   plain text into the sbatch script). Secrets go through secrets_file.py.
 - A container image comes from the profile (`container_image`/`container`), else the
   runspec `image`; `container_image = ""` in a profile means "no container" (a cluster
   without pyxis, like the test cluster). Without a container the job uses this
   interpreter (`python` key to change it) and finds `torchrun` next to it.
-- nemo-run is imported inside functions only (~2.3 s, it imports torch), with
-  NEMORUN_HOME pinned under the state folder first.
+- nemo-run is imported inside functions only (~1.5 s; compat.import_nemo_run keeps torch out),
+  with NEMORUN_HOME pinned under the state folder first; a Slurm profile needs it only to package
+  code for a submit or to render nemo-run's Ray container template.
 
 Profile keys read here (slurm): account, partition, run_partition, batch_partition,
 nodes, gpus_per_node, ntasks_per_node, nproc_per_node, cpus_per_task, mem, time, qos,
@@ -53,7 +55,8 @@ from nemotron_core.execution.docker_profile import docker_executor
 from nemotron_core.execution.options import (Executor, ExecutorFactory, JobOptions, JobPaths, RayClusterExecutor,
                                              attach, job_options, job_paths)
 from nemotron_core.execution.profile_keys import get_startup_commands, image as profile_image, int_key
-from nemotron_core.execution.profile_keys import mounts as profile_mounts, remote_cluster
+from nemotron_core.execution.profile_keys import mounts as profile_mounts, packager_choice, remote_cluster
+from nemotron_core.execution.slurm_executor import SlurmJobExecutor, Tunnel
 from nemotron_core.execution.shellsafe import check_env, check_value
 from nemotron_core.launch import Plan
 from nemotron_core.paths import state_dir, state_env
@@ -167,8 +170,15 @@ def create_executor(profile: Profile | None, spec: Runspec, *, nodes: int | None
         raise ProfileError(f"profile '{profile.name}': executor = '{kind}' is not supported by the execution layer "
                            f"yet; use local, slurm, ray or docker")
 
-    run = nemo_run()
-    from nemotron_core.execution.packaging import choose_packager
+    return _slurm_executor(profile, spec, env=env, base=base, nodes=nodes, gpus_per_node=gpus_per_node,
+                           packager=packager, attached=attached, mounts=mounts, job_config=job_config)
+
+
+def _slurm_executor(profile: Profile, spec: Runspec, *, env: dict[str, str], base: dict[str, Any], nodes: int | None,
+                    gpus_per_node: int | None, packager: Any, attached: bool, mounts: Iterable[str],
+                    job_config: Any) -> SlurmJobExecutor:
+    """Our SlurmJobExecutor (nemo-run's field names, without importing nemo-run: see slurm_executor.py)."""
+    from nemotron_core.launch import resources
 
     n, g = resources(spec, profile, nodes, gpus_per_node)
     ntasks = int_key(profile, "ntasks_per_node", None) or g or int_key(profile, "nproc_per_node", 1) or 1
@@ -186,38 +196,45 @@ def create_executor(profile: Profile | None, spec: Runspec, *, nodes: int | None
 
         ssh = ssh_mod.ssh_cluster(profile)  # refuses a profile without host
         remote_job_dir = login_job_dir(profile)  # default ~/.nemotron/jobs on the login node
-        tunnel = run.SSHTunnel(host=ssh["host"], user=ssh["user"], port=ssh["port"], job_dir=remote_job_dir,
-                               identity=ssh["identity"])
+        tunnel = Tunnel("ssh", str(remote_job_dir), host=ssh["host"], user=ssh["user"], port=ssh["port"],
+                        identity=ssh["identity"])
     else:
-        tunnel = run.LocalTunnel(job_dir=str(remote_job_dir or state_dir() / "jobs"))
+        tunnel = Tunnel("local", str(remote_job_dir or state_dir() / "jobs"))
     partition = profile.get("run_partition" if attached else "batch_partition") or profile.get("partition")
     python = profile.get("python") or ("python" if image else sys.executable)
     setup = []
     if not image and os.path.isabs(python):  # torchrun and console scripts live next to the interpreter
         setup.append(f'export PATH={shlex.quote(str(Path(python).parent))}:"$PATH"')
     setup.extend(get_startup_commands(profile))
+    extra = profile.get("additional_parameters") or {}
+    if not isinstance(extra, dict):
+        raise ProfileError(f"profile '{profile.name}': additional_parameters = {extra!r} must be a table of sbatch "
+                           f"options")
     kwargs: dict[str, Any] = dict(
         account=profile.get("account"), partition=partition, nodes=n, ntasks_per_node=ntasks,
         gpus_per_node=g or None, time=str(profile.get("time", "04:00:00")),
         cpus_per_task=int_key(profile, "cpus_per_task", None), mem=profile.get("mem"), qos=profile.get("qos"),
         gres=profile.get("gres"), constraint=profile.get("constraint"), exclusive=profile.get("exclusive") or None,
         container_image=image, container_mounts=profile_mounts(profile, image, mounts, job_config),
-        tunnel=tunnel, packager=packager or choose_packager(profile, spec), env_vars=env,
-        launcher=_torchrun_launcher(run, profile) if launch == "torchrun" else None, job_name_prefix="nemotron-",
-        setup_lines="\n".join(setup) or None, retries=int_key(profile, "retries", 0) or 0,
-        # --requeue in the script too (submit passes it to sbatch): an admin reading the
-        # dry-run text sees that preemption puts the job back in the queue.
-        additional_parameters={"requeue": True, **(profile.get("additional_parameters") or {})},
-        poll_estimated_start_time=False,
     )
     for key in SBATCH_KEYS:  # one #SBATCH line each: a newline would start a shell line
         if kwargs.get(key) is not None:
             check_value(kwargs[key], profile=profile.name, key=key)
-    ex = run.SlurmExecutor(**kwargs)
     slurm_conf = None if remote else (profile.get("slurm_conf") or os.environ.get("SLURM_CONF"))
-    return attach(ex, JobOptions(**base, python=python, remote_job_dir=str(remote_job_dir) if remote else None,
-                                  slurm_conf=str(slurm_conf) if slurm_conf else None,
-                                  ray_port=int_key(profile, "ray_port", None), ssh=ssh))
+    options = JobOptions(**base, python=python, remote_job_dir=str(remote_job_dir) if remote else None,
+                         slurm_conf=str(slurm_conf) if slurm_conf else None,
+                         ray_port=int_key(profile, "ray_port", None), ssh=ssh)
+    excludes = profile.get("code_excludes") or []
+    return SlurmJobExecutor(
+        **kwargs, tunnel=tunnel, env_vars=env, setup_lines="\n".join(setup) or None,
+        retries=int_key(profile, "retries", 0) or 0,
+        # --requeue in the script too (submit passes it to sbatch): an admin reading the
+        # dry-run text sees that preemption puts the job back in the queue.
+        additional_parameters={"requeue": True, **extra},
+        launcher="torchrun" if spec.run.launch == "torchrun" else None,
+        rdzv_port=int_key(profile, "rdzv_port", None) or 29500,
+        packager_choice=packager_choice(profile, spec), code_excludes=tuple(str(e) for e in excludes),
+        script_path=str(spec.script_path), nemotron=options, _packager=packager)
 
 
 def _cloud_executor(profile: Profile, spec: Runspec, *, env: dict[str, str], base: dict[str, Any],
@@ -237,13 +254,6 @@ FACTORIES: dict[str, ExecutorFactory] = {
 }
 
 SBATCH_KEYS = ("account", "partition", "time", "mem", "qos", "gres", "constraint", "container_image")
-
-
-def _torchrun_launcher(run: Any, profile: Profile) -> Any:
-    """nemo-run's Torchrun launcher; `rdzv_port` (default 29500) is where the first node hosts the
-    c10d rendezvous store (another port when two jobs may share a host, as the fake nodes do)."""
-    port = int_key(profile, "rdzv_port", None)
-    return run.Torchrun(rdzv_port=port) if port else "torchrun"
 
 
 def with_plan_env(executor: Executor, plan: Plan) -> Executor:

@@ -31,7 +31,7 @@ class Executor(Protocol):
 # nemo-run's executors: untyped dataclasses (Any to the type checker) whose fields the backends
 # read (SlurmExecutor: tunnel, container_image, packager, setup_lines...; DockerExecutor: num_gpus,
 # volumes, ulimits...); named so signatures say which executor they take.
-SlurmExecutor = Any
+SlurmExecutor = Any  # our slurm_executor.SlurmJobExecutor (same field names as nemo-run's)
 DockerExecutor = Any
 
 

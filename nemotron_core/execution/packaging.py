@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from nemotron_core.compat import nemo_run
 from nemotron_core.errors import ProfileError, did_you_mean, one_of
+from nemotron_core.execution.profile_keys import PACKAGERS, packager_choice
 from nemotron_core.paths import PACKAGE_ROOT
 from nemotron_core.profiles import Profile
 from nemotron_core.runspec import Runspec
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
 else:
     Packager = _run.Packager
 
-PACKAGERS = ("self-contained", "code", "git", "none")
 DEFAULT_EXCLUDES = (".git", ".venv", "venv", ".state", ".nemotron-state", "__pycache__", "*.pyc", ".pytest_cache",
                     ".hypothesis", "wandb", "build", "dist", "*.egg-info", ".mypy_cache", ".ruff_cache", "node_modules",
                     "*.tar.gz", "*.sqsh", "env.toml", "secrets.env", ".env")
@@ -191,22 +191,21 @@ class CodePackager(Packager):
 
 def choose_packager(profile: Profile | None, spec: Runspec) -> Packager:
     """The packager the profile asks for, else the runspec's default (see module doc)."""
-    choice = profile.get("packager") if profile is not None else None
-    if choice is None:
-        choice = "code" if spec.run.launch == "ray" else "self-contained"
-    choice = str(choice).replace("_", "-")
+    extra = (profile.get("code_excludes") or []) if profile is not None else []
+    return make_packager(packager_choice(profile, spec), script_path=str(spec.script_path), excludes=tuple(extra))
+
+
+def make_packager(choice: str, *, script_path: str, excludes: tuple[str, ...] = ()) -> Packager:
+    """The packager named by profile_keys.packager_choice; `excludes` add to CodePackager's defaults."""
     if choice == "self-contained":
-        return SelfContainedPackager(script_path=str(spec.script_path))
+        return SelfContainedPackager(script_path=script_path)
     if choice == "code":
-        extra = profile.get("code_excludes") or [] if profile is not None else []
-        return CodePackager(excludes=[*DEFAULT_EXCLUDES, *extra])
+        return CodePackager(excludes=[*DEFAULT_EXCLUDES, *excludes])
     if choice == "git":
         return _run.GitArchivePackager(basepath=str(PACKAGE_ROOT))
     if choice == "none":
         return Packager()
-    name = profile.name if profile else "local"
-    raise ProfileError(f"profile '{name}': packager = {choice!r} is not one of {one_of(PACKAGERS)}"
-                       f"{did_you_mean(choice, PACKAGERS)}")
+    raise ProfileError(f"packager = {choice!r} is not one of {one_of(PACKAGERS)}{did_you_mean(choice, PACKAGERS)}")
 
 
 def ships_code(packager: Any) -> bool:

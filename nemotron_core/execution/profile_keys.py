@@ -7,10 +7,27 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from nemotron_core.errors import ProfileError
+from nemotron_core.errors import ProfileError, did_you_mean, one_of
 from nemotron_core.execution.shellsafe import check_mount
 from nemotron_core.profiles import Profile
 from nemotron_core.runspec import Runspec
+
+
+PACKAGERS = ("self-contained", "code", "git", "none")
+
+
+def packager_choice(profile: Profile | None, spec: Runspec) -> str:
+    """The profile's `packager`, else the runspec's default: "code" for Ray recipes (their workers
+    import across the repo), else "self-contained". packaging.py builds the packager it names."""
+    choice = profile.get("packager") if profile is not None else None
+    if choice is None:
+        choice = "code" if spec.run.launch == "ray" else "self-contained"
+    choice = str(choice).replace("_", "-")
+    if choice not in PACKAGERS:
+        name = profile.name if profile else "local"
+        raise ProfileError(f"profile '{name}': packager = {choice!r} is not one of {one_of(PACKAGERS)}"
+                           f"{did_you_mean(choice, PACKAGERS)}")
+    return choice
 
 
 def get_startup_commands(profile: Profile | None) -> list[str]:

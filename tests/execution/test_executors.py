@@ -24,11 +24,11 @@ def test_slurm_executor_fields_and_resource_precedence(state):
     p = profile('[c]\nexecutor = "slurm"\naccount = "acct"\npartition = "batch"\nrun_partition = "interactive"\n'
                 'time = "01:00:00"\nmounts = ["/data:/data"]\n', "c")
     ex = create_executor(p, spec)  # runspec only
-    assert type(ex).__name__ == "SlurmExecutor"
+    assert type(ex).__name__ == "SlurmJobExecutor"  # ours: nemo-run's field names, no nemo-run import
     assert (ex.nodes, ex.gpus_per_node, ex.ntasks_per_node) == (2, 8, 8)
     assert (ex.account, ex.partition, ex.time) == ("acct", "interactive", "01:00:00")  # attached: run_partition
     assert ex.container_image == "python:3.11" and ex.container_mounts == ["/data:/data"]
-    assert type(ex.tunnel).__name__ == "LocalTunnel"
+    assert ex.tunnel.kind == "local"
     assert create_executor(p, spec, attached=False).partition == "batch"
 
     p2 = profile('[c]\nexecutor = "slurm"\nnodes = 4\ngpus_per_node = 2\ncontainer_image = ""\n', "c")

@@ -30,7 +30,7 @@ BACKENDS: dict[str, str] = {
 # The executor's class name (nemo-run's, or ours) -> the backend that runs it.
 EXECUTOR_BACKENDS: dict[str, str] = {
     "LocalExecutor": "local",
-    "SlurmExecutor": "slurm",
+    "SlurmJobExecutor": "slurm",
     "RayClusterExecutor": "ray",
     "DockerExecutor": "docker",
     "DGXCloudExecutor": "dgxcloud",

@@ -5,8 +5,8 @@ KEY, puts the log paths on the `srun` line unquoted, traces the whole script (`s
 so a startup command using `$HF_TOKEN` prints the token), and, without a container,
 replaces every `/nemo_run` in the text with the job dir (mangling any path that contains
 it, e.g. NEMORUN_HOME=<state>/nemo_run). So we render the same layout ourselves, from the
-same executor fields (its SBATCH_FLAGS, additional_parameters, container image and mounts,
-srun_args, retries) and with nemo-run's torchrun launcher (through torchx) for the command:
+same executor fields (slurm_executor.py: its SBATCH_FLAGS, additional_parameters, container image
+and mounts, srun_args, retries) and the torchrun line nemo-run's Torchrun launcher writes:
 
     #SBATCH --flag=<quoted>           sorted, one per field; a value with a newline is refused
     set -ev                           -v echoes lines as written (no expansion, so no values)
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import asdict
 from typing import Any
 
 from nemotron_core.execution.shellsafe import check_command, check_mount, check_value, check_words, export_lines
@@ -44,8 +43,7 @@ def _flag(key: str, value: Any, profile: str | None) -> str:
 
 def sbatch_flags(ex: Any, *, name: str, folder: str, profile: str | None) -> list[str]:
     """`#SBATCH` lines from the executor's sbatch fields (nemo-run's SBATCH_FLAGS) and additional_parameters."""
-    fields = asdict(ex)
-    params = {k: v for k, v in fields.items() if v is not None and k in type(ex).SBATCH_FLAGS}
+    params = dict(ex.sbatch_fields())
     params["job_name"] = name
     params["output"] = f"{folder}/sbatch_{name}_%j.out"
     if not ex.stderr_to_stdout:
@@ -57,10 +55,7 @@ def sbatch_flags(ex: Any, *, name: str, folder: str, profile: str | None) -> lis
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", str(k)):
             raise _error(profile, f"additional_parameters key {k!r} is not an sbatch option name")
     params.update(extra)
-    lines = [_flag(k, params[k], profile) for k in sorted(params) if params[k] is not False]
-    if ex.dependencies:
-        lines.append(_flag("dependency", f"{ex.dependency_type}:{':'.join(ex.parse_deps())}", profile))
-    return lines
+    return [_flag(k, params[k], profile) for k in sorted(params) if params[k] is not False]
 
 
 def _error(profile: str | None, text: str) -> Exception:
@@ -84,13 +79,11 @@ def container_flags(ex: Any, *, host_job_dir: str, profile: str | None) -> list[
     return flags
 
 
-def torchrun_command(role: Any, script_marker: str, script_words: list[str], profile: str | None) -> str:
-    """`torchrun <launcher args> <script> <args>`: the launcher's own words stay as torchx wrote them
-    (they hold `$head_node_ip`/`$SLURM_NODEID`, which must expand), the script and its args are quoted."""
-    args = list(role.args)
-    at = args.index(script_marker)
-    launcher = [w if _LAUNCHER_WORD.match(w) else shlex.quote(w) for w in [role.entrypoint, *args[:at]]]
-    return " ".join([*launcher, shlex.join(check_command(script_words))])
+def torchrun_command(launcher: list[str], script_words: list[str]) -> str:
+    """`torchrun <launcher args> <script> <args>`: the launcher's own words are ours and hold
+    `$head_node_ip`/`$SLURM_NODEID`/`$SLURM_JOB_ID`, which must expand; the script and its args are quoted."""
+    words = [w if _LAUNCHER_WORD.match(w) else shlex.quote(w) for w in launcher]
+    return " ".join([*words, shlex.join(check_command(script_words))])
 
 
 def render(ex: Any, *, name: str, host_job_dir: str, command: str, env: dict[str, str], setup: list[str],

@@ -7,7 +7,7 @@ it has no exit code, and its job handles live in `$NEMORUN_HOME/.slurm_jobs` key
 experiment. So: the sbatch script is rendered by sbatch_script.py from the executor's
 fields, in nemo-run's layout but with every value quoted (nemo-run's own template writes
 env values raw, upper-cases env names, and rewrites every `/nemo_run` in the text), with
-nemo-run's torchrun launcher (through torchx) for the command; this module runs
+the torchrun line nemo-run's launcher writes (slurm_executor.py); this module runs
 `sbatch --parsable` on it, tags it, and owns status/cancel/requeue. Ray on Slurm in a
 container uses nemo-run's `SlurmRayRequest` (the sbatch that `RayJob(...).start(dryrun=True)`
 prints), fed only plain words and our quoted exports (render_ray_sbatch).
@@ -66,8 +66,6 @@ class SlurmBackend:
         return info
 
     def submit(self, executor: SlurmExecutor, plan: Plan, ref: JobRef, secrets_path: Path | None) -> JobRef:
-        from nemotron_core.execution.packaging import ships_code  # imports nemo-run: only when submitting
-
         paths = job_paths(executor, ref.job_dir)
         name = job_name(plan.recipe)
         ref.cluster = {**self.cluster_info(executor, paths), "job_name": name}
@@ -77,7 +75,7 @@ class SlurmBackend:
         if image.endswith(".sqsh") and shell.run(["test", "-f", image]).returncode != 0:
             raise SlurmError(f"container image {image} does not exist on the cluster: create it with "
                              f"`nemotron kit squash <image> --run <profile>`")
-        ship = ships_code(executor.packager)
+        ship = executor.ships_code
         comment = make_comment(flow_run_id=ref.flow_run_id, content_key=ref.content_key, tag=ref.tag)
         render = renderer(executor, plan)
         script = render(executor, plan, paths, name=name, comment=comment, ship_code=ship)

@@ -1,23 +1,21 @@
-"""The sbatch script of a job: from an executor (nemo-run's SlurmExecutor + JobOptions) and a plan.
+"""The sbatch script of a job: from an executor (slurm_executor.SlurmJobExecutor + JobOptions) and a plan.
 
 sbatch_script.py writes the text in nemo-run's layout with every value quoted; this module
 prepares the executor copy for the job (job dir, name, comment, the state folder mounted),
-rewrites this machine's paths to the job's, builds the torchrun command through nemo-run's
-launcher, and picks the renderer: plain, nemo-run's Ray container template (render_ray_sbatch),
+rewrites this machine's paths to the job's, builds the torchrun command (the words nemo-run's
+Torchrun launcher writes), and picks the renderer: plain, nemo-run's Ray container template (render_ray_sbatch),
 or our container-free multi-node Ray cluster in front of the command (ray_slurm.py).
 Nothing here submits or writes a file.
 """
 
 from __future__ import annotations
 
-import copy
+import os
 import re
 import shlex
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
-from nemotron_core.compat import nemo_run
 from nemotron_core.execution.backends import ray_slurm
 from nemotron_core.execution.backends.slurm_shell import SlurmError
 from nemotron_core.execution.backends.slurm_tags import job_name, make_comment
@@ -28,18 +26,6 @@ from nemotron_core.launch import Plan
 from nemotron_core.paths import PACKAGE_ROOT, state_dir
 
 Renderer = Callable[..., str]  # (executor, plan, paths, *, name, comment, ship_code) -> the sbatch text
-
-
-@contextmanager
-def _quiet_nemo_run() -> Iterator[None]:
-    """nemo-run logs 'Detected Torchrun launcher...' to stdout through its rich console."""
-    from nemo_run.core.frontend.console.api import CONSOLE
-
-    quiet, CONSOLE.quiet = CONSOLE.quiet, True
-    try:
-        yield
-    finally:
-        CONSOLE.quiet = quiet
 
 
 def remap_words(words: list[str], executor: SlurmExecutor, paths: JobPaths, *, ship_code: bool) -> list[str]:
@@ -87,19 +73,9 @@ def _split_torchrun(plan: Plan) -> tuple[str, list[str]] | None:
     return script, plan.command[i + 1:]
 
 
-def _prepared(executor: SlurmExecutor, paths: JobPaths, *, name: str, comment: str) -> SlurmExecutor:
-    """A copy of the executor set up for this job: job dir, name, comment, the state folder mounted."""
-    from nemo_run.core.execution.slurm import SlurmJobDetails
-
-    run = nemo_run()
-    ex = copy.copy(executor)
-    # Rendering only reads tunnel.job_dir; a connected SSHTunnel holds locks that cannot be copied.
-    ex.tunnel = run.LocalTunnel(job_dir=str(Path(paths.host).parent))
-    ex = copy.deepcopy(ex)
-    ex.job_dir = ex.experiment_dir = paths.host
-    ex.experiment_id = Path(paths.host).name
-    ex.job_details = SlurmJobDetails(job_name=name, folder=paths.host)
-    ex.comment = comment
+def _prepared(executor: SlurmExecutor, paths: JobPaths, *, comment: str) -> SlurmExecutor:
+    """A copy of the executor set up for this job: its comment, the state folder mounted."""
+    ex = executor.copy(comment=comment)
     if ex.container_image and not job_options(executor).remote_job_dir:
         # The job's exported caches/homes/TMPDIR (build_env_vars) point into this host's state
         # folder: the container sees it at the same path. (An SSH cluster's point under
@@ -128,24 +104,16 @@ def render_sbatch(executor: SlurmExecutor, plan: Plan, paths: JobPaths, *, name:
     from nemotron_core.execution.backends import sbatch_script
     from nemotron_core.execution.shellsafe import check_command
 
-    run = nemo_run()
-    from nemo_run.run.torchx_backend.packaging import package
-
     profile = job_options(executor).profile
-    ex = _prepared(executor, paths, name=name, comment=comment)
+    ex = _prepared(executor, paths, comment=comment)
     env = dict(ex.env_vars or {})
     split = _split_torchrun(plan)
-    if split and ex.launcher is not None:
+    if split and ex.launcher == "torchrun":
         script, args = split
         words = remap_words([script, *args], executor, paths, ship_code=ship_code)
-        marker = "__nemotron_script__"
-        with _quiet_nemo_run():
-            app = package(name, run.Script(path=marker, args=[], entrypoint="python"), ex,
-                          serialize_metadata_for_scripts=False)
-        values = ex.macro_values()
-        role = values.apply(app.roles[0]) if values else app.roles[0]
-        command = sbatch_script.torchrun_command(role, marker, words, profile)
-        env = {**{k: v for k, v in role.env.items() if k not in env}, **env}  # torchx's own (LOGLEVEL)
+        command = sbatch_script.torchrun_command(ex.torchrun_words(), words)
+        # nemo-run's torchrun component adds LOGLEVEL (this environment's, else INFO) unless the env has it.
+        env = {**({} if "LOGLEVEL" in env else {"LOGLEVEL": os.environ.get("LOGLEVEL", "INFO")}), **env}
     else:
         words = remap_words(plan.command, executor, paths, ship_code=ship_code)
         command = shlex.join(check_command(words))
@@ -162,13 +130,15 @@ def render_ray_sbatch(executor: SlurmExecutor, plan: Plan, paths: JobPaths, *, n
     quoted in the setup lines (nemo-run gets none), and the command travels in a variable:
     the template puts it inside double quotes, where `$(...)` would run.
     """
+    from nemotron_core.compat import nemo_run
+
     nemo_run()
     from nemo_run.run.ray.slurm import SlurmRayRequest
 
     from nemotron_core.execution.shellsafe import check_command, check_value, export_lines
 
     profile = job_options(executor).profile
-    ex = _prepared(executor, paths, name=name, comment=comment)
+    ex = _prepared(executor, paths, comment=comment)
     plain = re.compile(r"[A-Za-z0-9_.:/@+=-]*\Z")
     for key, value in [("job dir", paths.host), ("container_image", ex.container_image), ("account", ex.account),
                        ("partition", ex.partition), ("gres", ex.gres),
@@ -180,15 +150,14 @@ def render_ray_sbatch(executor: SlurmExecutor, plan: Plan, paths: JobPaths, *, n
     words = remap_words(plan.command, executor, paths, ship_code=ship_code)
     command = shlex.join(check_command(words))
     env = dict(ex.env_vars or {})
-    ex.env_vars = {}
-    ex.setup_lines = "\n".join(["{ set +vx; } 2>/dev/null  # nemotron: startup lines are not traced",
-                                *export_lines(env, profile=profile), *_setup_lines(ex, paths, ship_code=ship_code),
-                                f"NEMOTRON_COMMAND={shlex.quote(command)}"])
-    with _quiet_nemo_run():
-        req = SlurmRayRequest(name=name, cluster_dir=f"{paths.host}/ray", template_name=ex.ray_template, executor=ex,
-                              command="$NEMOTRON_COMMAND", workdir=paths.code if ship_code else None,
-                              nemo_run_dir=paths.host, launch_cmd=["sbatch", "--parsable"])
-        return fix_ray_srun_flags(req.materialize())
+    setup = "\n".join(["{ set +vx; } 2>/dev/null  # nemotron: startup lines are not traced",
+                       *export_lines(env, profile=profile), *_setup_lines(ex, paths, ship_code=ship_code),
+                       f"NEMOTRON_COMMAND={shlex.quote(command)}"])
+    nr = ex.copy(env_vars={}, setup_lines=setup).to_nemo_run(name=name, job_dir=paths.host)
+    req = SlurmRayRequest(name=name, cluster_dir=f"{paths.host}/ray", template_name=nr.ray_template, executor=nr,
+                          command="$NEMOTRON_COMMAND", workdir=paths.code if ship_code else None,
+                          nemo_run_dir=paths.host, launch_cmd=["sbatch", "--parsable"])
+    return fix_ray_srun_flags(req.materialize())
 
 
 def fix_ray_srun_flags(text: str) -> str:
@@ -236,11 +205,10 @@ def render_job_script(executor: SlurmExecutor, plan: Plan, job_dir: Path, *, ref
                       content_key: str | None = None) -> str:
     """What `--dry-run` shows for a Slurm profile: the exact sbatch text submit() would use."""
     from nemotron_core.execution.executors import with_plan_env
-    from nemotron_core.execution.packaging import ships_code
 
     executor = with_plan_env(executor, plan)
     paths = job_paths(executor, job_dir)
     name = job_name(plan.recipe)
     comment = make_comment(flow_run_id=flow_run_id, content_key=content_key, tag=ref_tag or Path(job_dir).name)
     render = renderer(executor, plan)
-    return render(executor, plan, paths, name=name, comment=comment, ship_code=ships_code(executor.packager))
+    return render(executor, plan, paths, name=name, comment=comment, ship_code=executor.ships_code)

@@ -51,8 +51,8 @@ class SlurmShell:
 
     @classmethod
     def for_executor(cls, executor: SlurmExecutor) -> SlurmShell:
-        tunnel = executor.tunnel
-        if type(tunnel).__name__ == "SSHTunnel":
+        tunnel = executor.tunnel  # slurm_executor.Tunnel
+        if tunnel.kind == "ssh":
             cluster = job_options(executor).ssh or {"tunnel": "ssh", "host": tunnel.host, "user": tunnel.user,
                                                     "port": tunnel.port, "identity": tunnel.identity}
             return cls(dict(cluster))
