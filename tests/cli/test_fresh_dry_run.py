@@ -109,3 +109,17 @@ def test_a_seed_layout_config_dry_runs_with_its_aliases_pending(world, tmp_path)
     pending = {m["ref"]: m["cmd"] for m in PENDING.finditer(out.stdout)}
     assert pending == {"nano3-sft-data:latest": "nano3 data prep sft", "nano3-pretrain-model:best": "nano3 pretrain"}
     assert not changes(before, snapshot(world.watched()))
+
+
+def test_a_config_run_env_overrides_the_slurm_profile_in_the_sbatch_text(world, tmp_path):
+    from pathlib import Path
+
+    tiny = Path(__file__).resolve().parents[2] / "recipes/nano3/stage1_sft/config/tiny.yaml"
+    (tmp_path / "base.yaml").write_text(tiny.read_text())
+    (tmp_path / "env.yaml").write_text(
+        "defaults: [base]\nrun:\n  env:\n    container: example.org/mine:1\n    partition: special\n"
+        "    startup_commands: [echo from-the-config]\n")
+    out = world.nemotron("nano3", "sft", "-c", str(tmp_path / "env.yaml"), "--run", "slurm", "--dry-run")
+    assert out.returncode == 0, out.stderr
+    assert "#SBATCH --partition=special" in out.stdout and "--container-image example.org/mine:1" in out.stdout
+    assert "\necho from-the-config\n" in out.stdout
