@@ -1,6 +1,6 @@
 """Run a deployment, wait for it, and print what a user wants to see (used by scripts/quickstart).
 
-    python deployments/quickstart.py nano3-full/local [--screenshot]
+    python deployments/quickstart.py nano3-full/local [--screenshot] [--stages data_pretrain,pretrain]
 
 Prints the flow run's UI URL, then shows the run as it goes (nemotron_cli/progress.py: a live table on a
 terminal, one line per change elsewhere), then each task run's state, the artifacts of the run and, when
@@ -16,14 +16,14 @@ import os
 import sys
 
 
-def main(name: str, screenshot: bool = False) -> int:
+def main(name: str, screenshot: bool = False, stages: list[str] | None = None) -> int:
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
 
     from nemotron_cli.progress import Watcher, ask_on_interrupt, settled_task_runs
 
     ui = os.environ.get("PREFECT_UI_URL", os.environ.get("PREFECT_API_URL", "").removesuffix("/api"))
-    run = run_deployment(name, timeout=0)
+    run = run_deployment(name, timeout=0, parameters={"stages": stages} if stages else None)
     print(f"flow run {run.name}: {ui}/runs/flow-run/{run.id}", flush=True)
     watcher = Watcher()
     try:
@@ -51,9 +51,10 @@ def main(name: str, screenshot: bool = False) -> int:
 
 def _result(run):
     try:
-        return run.state.result(raise_on_failure=False)
+        result = run.state.result(raise_on_failure=False)
     except Exception:  # noqa: BLE001 - results are best-effort for the printout
         return None
+    return result if isinstance(result, dict) else None  # a failed or cancelled run holds its exception
 
 
 def _print_evals() -> None:
@@ -67,6 +68,26 @@ def _print_evals() -> None:
     print_comparison(open_registry(load_env().section("artifacts")))
 
 
+def _args(argv: list[str]) -> tuple[str, bool, list[str] | None]:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="quickstart")
+    parser.add_argument("deployment", nargs="?", default="nano3-full/local")
+    parser.add_argument("--screenshot", action="store_true")
+    parser.add_argument("--stages", help="comma-separated stages to run (default: all)")
+    args = parser.parse_args(argv)
+    if args.stages is None:
+        return args.deployment, args.screenshot, None
+    from pipeline.stages import check_stages
+
+    return args.deployment, args.screenshot, check_stages([s.strip() for s in args.stages.split(",") if s.strip()])
+
+
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--screenshot"]
-    sys.exit(main(args[0] if args else "nano3-full/local", screenshot="--screenshot" in sys.argv[1:]))
+    from nemotron_core.errors import NemotronError
+
+    try:
+        deployment, shot, stages = _args(sys.argv[1:])
+    except NemotronError as e:
+        sys.exit(f"quickstart: error: {e}")
+    sys.exit(main(deployment, screenshot=shot, stages=stages))

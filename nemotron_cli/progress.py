@@ -113,10 +113,10 @@ def duration(seconds: float | None) -> str:
 
 def cells(row: Row, now: datetime) -> list[str]:
     f = row.fields
-    done = row.state in ("completed", "cached")
+    going = row.state in ("running", "retrying")
     progress = f.get("step") or (f"shards {f['shards']}" if f.get("shards") else "")
     return [row.label, row.state, f.get("job", "-"), duration(row.elapsed(now)), progress or "-",
-            f.get("loss", "-"), "-" if done else f.get("eta", "-")]
+            f.get("loss", "-"), f.get("eta", "-") if going else "-"]
 
 
 HEADER = ["stage", "state", "job", "elapsed", "step / shards", "loss", "eta"]
@@ -246,7 +246,12 @@ def watch_in_process(run: Callable[[], T], out: TextIO | None = None) -> T:
     import uuid
 
     from prefect import tags
+    from prefect.client.orchestration import get_client
 
+    # Without PREFECT_API_URL the first client of this process starts Prefect's temporary server; two
+    # threads asking at once started two, which broke the run: start it here, before the thread.
+    with get_client(sync_client=True) as client:
+        client.api_healthcheck()
     tag = f"nemotron-watch-{uuid.uuid4().hex[:12]}"
     done = threading.Event()
     watcher = Watcher(out)
@@ -278,21 +283,26 @@ def _follow_tagged(watcher: Watcher, tag: str, done: Any) -> None:
 
 
 def settled_task_runs(client: Any, flow_run: Any, *, timeout: float = SETTLE_S) -> list[Any]:
-    """The flow run's task runs once the API lists as many as it ran, each in a final state (bounded wait).
+    """The flow run's task runs once the API lists all it ran, each in a final state (bounded wait).
 
-    Expected: one per stage run the flow's `stages` asked for; a run that failed early ran fewer, so a
-    failed or cancelled flow run waits only for what is listed to be final."""
+    A completed run ran one per stage run its `stages` asked for. A failed or cancelled one may have
+    run fewer: it waits until two reads a second apart list the same runs, all final."""
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     want = len(expected_rows((flow_run.parameters or {}).get("stages")))
     deadline = time.monotonic() + timeout
+    before: list[Any] | None = None
     while True:
         runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])))
-        final = all(t.state is not None and t.state.is_final() for t in runs)
-        enough = len(runs) >= want or not flow_run.state.is_completed()
-        if (runs and final and enough) or time.monotonic() >= deadline:
+        final = bool(runs) and all(t.state is not None and t.state.is_final() for t in runs)
+        if flow_run.state is not None and flow_run.state.is_completed():
+            enough = len(runs) >= want
+        else:
+            enough = before is not None and len(before) == len(runs)
+        if (final and enough) or time.monotonic() >= deadline:
             return runs
-        time.sleep(0.5)
+        before = runs
+        time.sleep(1.0)
 
 
 def ask_on_interrupt(flow_run: Any, *, out: TextIO, interactive: bool) -> str:

@@ -93,3 +93,38 @@ def test_ctrl_c_on_a_terminal_cancels_the_run_when_asked(client, monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO(""))  # Enter / end of input: the default, watch no more
     assert ask_on_interrupt(other, out=io.StringIO(), interactive=True) == "detach"
     assert client.read_flow_run(other.id).state.is_running()
+
+
+@pytest.mark.slow
+def test_quickstart_on_a_fresh_state_shows_progress_and_lists_every_task_run():
+    """scripts/quickstart as a new user runs it (fresh state folder: a new server, worker and deployments),
+    two stages to keep it short, output not a terminal: one line per change with shards done/total, then
+    the per-task list with every task run (on a fresh state it came out empty)."""
+    import os
+    import socket
+    import subprocess
+
+    from tests.fixtures.state import remove_state_folder
+    from tests.flows.helpers import REPO
+
+    state = REPO / ".state" / f"qs{os.getpid()}"  # short: Ray's sockets live under it
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RAY_ADDRESS"))}
+    env.update(NEMOTRON_STATE_DIR=str(state), NEMOTRON_PREFECT_PORT=str(port), NEMOTRON_ENV_FILE="")
+    try:
+        run = subprocess.run([str(REPO / "scripts/quickstart"), "--stages", "data_pretrain,data_rl"], cwd=REPO,
+                             env=env, capture_output=True, text=True, timeout=1500)
+        out = run.stdout
+        assert run.returncode == 0, out[-4000:] + run.stderr[-4000:]
+        lines = out.splitlines()
+        shards = [x for x in lines if " data_pretrain " in x and " shards " in x]
+        assert shards and any(" completed " in x for x in shards), out
+        listed = [x.split() for x in lines if x.startswith("  ") and x.split()[0].endswith("-tiny")]
+        assert sorted(listed) == [["data-pretrain-tiny", "Completed"], ["data-rl-tiny", "Completed"]], out
+        assert "nano3-full/local: Completed" in lines
+    finally:
+        subprocess.run([str(REPO / "scripts/quickstart"), "stop"], cwd=REPO, env=env, capture_output=True,
+                       timeout=120)
+        remove_state_folder(state)
