@@ -124,6 +124,7 @@ class ProgressArtifact:
         self.stop.set()
         self.thread.join(timeout=POLL_S + 5)
         if ok:
+            self.update()  # a job shorter than one poll: its id (and record, if still there) all the same
             self._send(100.0, {**self.last, "eta": ""})
 
     def _send(self, value: float, fields: dict[str, str]) -> None:
