@@ -190,6 +190,7 @@ def prepare_job(stage: Stage, request: StageRequest, inputs: dict[str, str], lau
 
     from nemotron_core.artifacts import config_lookup, open_registry
     from nemotron_core.config import build_job_config, generate_job_dir, parse_config, set_artifact_lookup
+    from nemotron_core.config.run_section import fill_run_wandb
     from nemotron_core.content_key import content_key, recipe_source_digest
     from nemotron_core.runspec import parse
 
@@ -198,6 +199,7 @@ def prepare_job(stage: Stage, request: StageRequest, inputs: dict[str, str], lau
     set_artifact_lookup(config_lookup(registry))
     dotlist = [*request.overrides, *stage.bindings(inputs)]
     train = parse_config(spec.config_dir, request.config, dotlist, extensions=spec.config.extensions)
+    fill_run_wandb(train, env.section("wandb"))  # `${run.wandb.project}` in seed configs
     chosen = (OUTPUT_DIR_KEY in train and not OmegaConf.is_missing(train, OUTPUT_DIR_KEY)  # the user's output_dir
               and train[OUTPUT_DIR_KEY] is not None)
     if not chosen:  # output_dir is not part of the content: a placeholder now, the per-key folder below

@@ -12,7 +12,8 @@ The section is input: job.yaml keeps it as the user wrote it (resolved) and the 
 provenance (mode, profile, cli, ...) is written beside it under `run`, so those names are
 reserved; the aliases pin like any `${art:}` ref (run.artifacts records "nano3-sft-data:latest"
 -> "nano3-sft-data:v3"). train.yaml drops `run` as before: every `${art:data,...}` and
-`${run.x}` is resolved by then.
+`${run.x}` is resolved by then. `run.wandb.project|entity` default to env.toml's `[wandb]`
+(`fill_run_wandb`), as the seed's configs expect (`wandb_project: ${run.wandb.project}`).
 
 `run.env` is a profile table (the env.toml schema checks it, unknown keys refused with a hint):
 its values override the profile's, lists of `mounts` and `startup_commands` are added after the
@@ -62,6 +63,24 @@ def user_run(train: DictConfig) -> dict[str, Any]:
 def aliases(run: dict[str, Any]) -> dict[str, str]:
     """`run.KEY: ref` entries usable as `${art:KEY,FIELD}` (every text value outside env)."""
     return {str(k): v for k, v in run.items() if k != "env" and isinstance(v, str) and v}
+
+
+def fill_run_wandb(train: DictConfig, wandb: Any) -> None:
+    """`run.wandb.project` / `run.wandb.entity` from env.toml's `[wandb]` where the config leaves them unset,
+    so seed configs' `${run.wandb.project}` resolve (a value the config sets wins)."""
+    values = {k: wandb.get(k) for k in ("project", "entity")} if isinstance(wandb, dict) else {}
+    if not any(v is not None for v in values.values()):
+        return
+    node = train._get_node("run") if "run" in train else None
+    if node is not None and not isinstance(node, DictConfig):
+        return  # not a section: user_run() says so in one line
+    raw = OmegaConf.to_container(node, resolve=False) if node is not None else {}  # read as written, nothing resolved
+    current = raw.get("wandb", {}) if isinstance(raw, dict) else {}
+    if not isinstance(current, dict):
+        return
+    for key, value in values.items():
+        if value is not None and current.get(key) is None:
+            OmegaConf.update(train, f"run.wandb.{key}", value, force_add=True)
 
 
 def apply_run_env(profile: Any, env: Any, where: str = "config") -> Any:

@@ -292,3 +292,17 @@ def test_a_checkout_is_cloned_on_the_cluster_through_the_ssh_tunnel(sshd_server,
         assert (path / "f.txt").read_text() == "two"
     finally:
         shell.close()
+
+
+def test_run_wandb_comes_from_env_toml_unless_the_config_sets_it(spec, tmp_path):
+    from nemotron_core.config.run_section import fill_run_wandb
+
+    cfg = parse_config(tmp_path, str(write(tmp_path / "c.yaml", "run:\n  wandb: {project: null, entity: mine}\n"
+                                                                 "log: {project: '${run.wandb.project}', "
+                                                                 "entity: '${run.wandb.entity}'}\n")))
+    fill_run_wandb(cfg, {"project": "team-proj", "entity": "team", "api_key_env": "WANDB_API_KEY"})
+    job = build_job_config(cfg, spec=spec)
+    assert dict(job.log) == {"project": "team-proj", "entity": "mine"}
+    bare = OmegaConf.create({"log": "${run.wandb.project}"})
+    fill_run_wandb(bare, {"project": "p"})
+    assert build_job_config(bare, spec=spec).log == "p"
