@@ -85,8 +85,16 @@ def run_recipe(stage: Stage, g: GlobalContext, dotlist: list[str]) -> int:
     display_plan(plan, job_dir=job.job_dir, mode=g.mode, profile_name=profile.name,
                  artifacts={**job.job_config.run.artifacts, **{ref: "pending" for ref in pending}},
                  sbatch=sbatch, dry_run=g.dry_run)
+    if g.force_squash:  # the import before the submit (under --dry-run: its commands)
+        from nemotron_cli.stage_flags import force_squash
+
+        force_squash(job.profile, job.spec, dry_run=g.dry_run)
     if g.dry_run:
         return 0
+    if g.stage:  # the job's files in place and how to run them; nothing submitted, nothing registered
+        from nemotron_cli.stage_flags import stage_job
+
+        return stage_job(job, attached=g.attached)
 
     # 3. run_stage: cached? → run here, or submit (and follow when attached) → register.
     try:

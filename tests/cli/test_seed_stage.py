@@ -1,0 +1,83 @@
+"""`--stage` and `--force-squash` on a recipe command, through main() with the echo test recipe."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+
+import pytest
+import typer
+
+from nemotron_cli.app import main
+from nemotron_cli.recipe_typer import RecipeTyper
+from pipeline.stages import Stage
+
+ECHO = "tests/fixtures/recipes/echo/echo.py"
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    monkeypatch.setenv("NEMOTRON_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("COLUMNS", "400")
+    monkeypatch.setenv("NEMOTRON_ENV_FILE", str(tmp_path / "env.toml"))
+    (tmp_path / "env.toml").write_text('[cluster]\nexecutor = "slurm"\naccount = "a"\nsquash = true\n'
+                                       f'squash_dir = "{tmp_path}/images"\ncontainer_image = "img:1"\n'
+                                       '[plain]\nexecutor = "slurm"\naccount = "a"\n')
+    monkeypatch.chdir(tmp_path)
+    stage = Stage("test/echo", ECHO, output="test-echo", output_what="a copy of the config")
+    app = RecipeTyper(name="t")
+
+    @app.recipe(stage, name="echo", panel="Test", help="Echo the config.")
+    def echo(ctx: typer.Context) -> None:
+        from nemotron_cli.context import split_dotlist
+        from nemotron_cli.recipe_run import run_recipe
+
+        raise typer.Exit(run_recipe(stage, ctx.obj, split_dotlist(ctx.args)))
+
+    @app.command("noop")
+    def noop() -> None:
+        pass
+
+    return app
+
+
+def test_stage_writes_the_job_files_and_the_line_runs_it(cli, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MY_TEST_TOKEN", "tok-" + "x" * 20)
+    assert main(["echo", "-c", "tiny", "~output_dir", "--stage", "+x=42"], cli=cli) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if line.startswith("run it by hand: "))
+    (job_dir,) = [p.parent for p in (tmp_path / "state").rglob("launch.sh")]
+    assert {p.name for p in job_dir.iterdir()} == {"job.yaml", "train.yaml", "launch.sh", "secrets.env"}
+    assert stat.S_IMODE((job_dir / "secrets.env").stat().st_mode) == 0o600
+    assert not list((tmp_path / "state").rglob("echo.json"))  # nothing ran
+    assert "tok-" not in out and "tok-" not in (job_dir / "launch.sh").read_text()
+    done = subprocess.run(["bash", "-c", line.removeprefix("run it by hand: ")], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (record,) = list((tmp_path / "state").rglob("echo.json"))
+    assert json.loads(record.read_text())["config"]["x"] == 42
+
+
+def test_stage_under_dry_run_does_nothing_more(cli, tmp_path, capsys):
+    assert main(["echo", "--stage", "-d"], cli=cli) == 0
+    assert "staged" not in capsys.readouterr().out
+    assert not (tmp_path / "state").exists() or not list((tmp_path / "state").rglob("job.yaml"))
+
+
+def test_stage_on_a_cluster_profile_is_one_line(cli, capsys):
+    assert main(["echo", "--stage", "-b", "plain"], cli=cli) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --stage: profile 'plain' (slurm)") and err.count("\n") == 1
+
+
+def test_force_squash_dry_run_prints_the_import(cli, capsys):
+    assert main(["echo", "--force-squash", "-r", "cluster", "-d"], cli=cli) == 0
+    out = capsys.readouterr().out
+    assert "# --force-squash: the import runs again" in out and "enroot import" in out and "img+1.sqsh" in out
+
+
+def test_force_squash_needs_a_squash_profile(cli, capsys):
+    assert main(["echo", "--force-squash", "-r", "plain", "-d"], cli=cli) == 2
+    err = capsys.readouterr().err
+    assert "--force-squash: profile 'plain' runs no enroot squash file" in err and err.count("\n") == 1
