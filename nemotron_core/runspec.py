@@ -219,6 +219,17 @@ class _Checker:
         return v
 
 
+def _check_config_files(source: str, config: RunspecConfig, written_dir: Any) -> None:
+    if not config.dir.is_dir():
+        raise RunspecError(f"{source}: 'tool.runspec.config.dir' = {written_dir!r}: no such directory {config.dir}; "
+                           f"create it or fix the path (relative to the script)")
+    if not config.default_path.is_file():
+        raise RunspecError(
+            f"{source}: 'tool.runspec.config.default' = {config.default!r}: {config.default_path} does not exist; "
+            f"available: {', '.join(config.choices()) or 'none'}"
+        )
+
+
 def _build(source: str, script: Path, meta: Mapping[str, Any], block: str) -> Runspec:
     tool = meta.get("tool", {})
     spec = tool.get("runspec") if isinstance(tool, dict) else None
@@ -241,14 +252,10 @@ def _build(source: str, script: Path, meta: Mapping[str, Any], block: str) -> Ru
     cfg_dir = (script.parent / cfg_t.text("dir", "./config")).resolve()
     config = RunspecConfig(dir=cfg_dir, default=cfg_t.text("default", "default"),
                            format=cfg_t.choice("format", CONFIG_FORMATS, "omegaconf"))
-    if not cfg_dir.is_dir():
-        raise RunspecError(f"{source}: 'tool.runspec.config.dir' = {cfg_t.table.get('dir', './config')!r}: "
-                           f"no such directory {cfg_dir}; create it or fix the path (relative to the script)")
-    if not config.default_path.is_file():
-        raise RunspecError(
-            f"{source}: 'tool.runspec.config.default' = {config.default!r}: {config.default_path} does not exist; "
-            f"available: {', '.join(config.choices()) or 'none'}"
-        )
+    # A script whose header has no [config] table and no ./config folder takes no config (the spec's
+    # container-build steps): nothing to check here; running it with a config is refused by the loader.
+    if "config" in spec or cfg_dir.exists():
+        _check_config_files(source, config, cfg_t.table.get("dir", "./config"))
 
     res_t = _Checker(source, top.table_of("resources"), "tool.runspec.resources", ("nodes", "gpus_per_node"))
     gpus = res_t.integer("gpus_per_node", DEFAULT_GPUS_PER_NODE, 0, literal=GPUS_WHOLE_NODE)

@@ -155,3 +155,28 @@ def test_the_project_recipes_keep_their_meaning():
         "nano3/data/prep/rl": ("ray", False, 0), "nano3/pretrain": ("torchrun", True, 8),
         "nano3/sft": ("torchrun", True, 8), "nano3/rl": ("ray", False, 8), "nano3/eval": ("direct", False, 1),
     }
+
+
+def test_a_step_without_config_table_or_folder_parses(tmp_path):
+    """A build step in the spec's form: shebang, [run] and [resources] only, no config folder."""
+    script = tmp_path / "build.py"
+    script.write_text('#!/usr/bin/env python3\n# /// script\n# [tool.runspec]\n# schema = "1"\n# name = "demo/build"\n'
+                      '#\n# [tool.runspec.run]\n# launch = "direct"\n#\n# [tool.runspec.resources]\n# nodes = 1\n'
+                      '# gpus_per_node = 0\n# ///\nprint("built")\n')
+    spec = parse(script)
+    assert spec.run.command_template == DEFAULT_CMD and spec.config.choices() == []
+    assert not spec.config.default_path.exists()
+
+
+def test_a_declared_config_folder_must_exist(tmp_path):
+    script = tmp_path / "step.py"
+    script.write_text('# /// script\n# [tool.runspec]\n# name = "demo/x"\n# [tool.runspec.config]\n# default = "a"\n# ///\n')
+    with pytest.raises(RunspecError, match="'tool.runspec.config.dir' = './config': no such directory"):
+        parse(script)
+
+
+def test_multiline_setup_and_shebang(tmp_path):
+    body = '[tool.runspec]\nname = "demo/m"\nsetup = """\nLine one.\nLine two.\n"""'
+    script = recipe(tmp_path, body)
+    script.write_text("#!/usr/bin/env python3\n" + script.read_text())
+    assert parse(script).setup == "Line one.\nLine two.\n"
