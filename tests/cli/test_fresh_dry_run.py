@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from tests.reliability.test_dry_run import World, changes, empty_world, leaves, snapshot
+from tests.reliability.test_dry_run import REPO, World, changes, empty_world, leaves, snapshot
 
 PENDING = re.compile(r"^pending input: (?P<ref>\S+) is not published yet; produced by `nemotron (?P<cmd>[^`]+)`$", re.M)
 
@@ -93,18 +93,22 @@ def test_a_real_run_still_refuses_an_unpublished_input(world):
     assert not changes(before, snapshot(world.watched()))
 
 
+SFT_TINY = REPO / "recipes/nano3/stage1_sft/config/tiny.yaml"
+
+
+def sft_config(folder, name: str, text: str) -> str:
+    """A config `name` in `folder` composed over the SFT recipe's tiny config (`defaults: [base]`)."""
+    (folder / "base.yaml").write_text(SFT_TINY.read_text())
+    (folder / name).write_text("defaults: [base]\n" + text)
+    return str(folder / name)
+
+
 def test_a_seed_layout_config_dry_runs_with_its_aliases_pending(world, tmp_path):
     """`run:` aliases, `defaults:`, a `.yml` file and a `run.model=` override, through the real CLI."""
-    from pathlib import Path
-
-    tiny = Path(__file__).resolve().parents[2] / "recipes/nano3/stage1_sft/config/tiny.yaml"
-    (tmp_path / "base.yaml").write_text(tiny.read_text())
-    (tmp_path / "seed.yml").write_text(
-        "defaults: [base]\nrun:\n  data: nano3-sft-data:latest\n  model: nano3-pretrain-model:latest\n"
-        "data_path: ${art:data}\nbase_model: ${art:model,path}\n")
+    config = sft_config(tmp_path, "seed.yml", "run:\n  data: nano3-sft-data:latest\n  model: nano3-pretrain-model:latest\n"
+                                              "data_path: ${art:data}\nbase_model: ${art:model,path}\n")
     before = snapshot(world.watched())
-    out = world.nemotron("nano3", "sft", "-c", str(tmp_path / "seed.yml"), "run.model=nano3-pretrain-model:best",
-                         "--dry-run")
+    out = world.nemotron("nano3", "sft", "-c", config, "run.model=nano3-pretrain-model:best", "--dry-run")
     assert out.returncode == 0, out.stderr
     pending = {m["ref"]: m["cmd"] for m in PENDING.finditer(out.stdout)}
     assert pending == {"nano3-sft-data:latest": "nano3 data prep sft", "nano3-pretrain-model:best": "nano3 pretrain"}
@@ -112,14 +116,9 @@ def test_a_seed_layout_config_dry_runs_with_its_aliases_pending(world, tmp_path)
 
 
 def test_a_config_run_env_overrides_the_slurm_profile_in_the_sbatch_text(world, tmp_path):
-    from pathlib import Path
-
-    tiny = Path(__file__).resolve().parents[2] / "recipes/nano3/stage1_sft/config/tiny.yaml"
-    (tmp_path / "base.yaml").write_text(tiny.read_text())
-    (tmp_path / "env.yaml").write_text(
-        "defaults: [base]\nrun:\n  env:\n    container: example.org/mine:1\n    partition: special\n"
-        "    startup_commands: [echo from-the-config]\n")
-    out = world.nemotron("nano3", "sft", "-c", str(tmp_path / "env.yaml"), "--run", "slurm", "--dry-run")
+    config = sft_config(tmp_path, "env.yaml", "run:\n  env:\n    container: example.org/mine:1\n"
+                                              "    partition: special\n    startup_commands: [echo from-the-config]\n")
+    out = world.nemotron("nano3", "sft", "-c", config, "--run", "slurm", "--dry-run")
     assert out.returncode == 0, out.stderr
     assert "#SBATCH --partition=special" in out.stdout and "--container-image example.org/mine:1" in out.stdout
     assert "\necho from-the-config\n" in out.stdout

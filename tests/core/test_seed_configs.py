@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import typer
 import yaml
 from omegaconf import OmegaConf
 
@@ -16,6 +15,7 @@ from nemotron_core.config import (build_job_config, extract_train_config, parse_
 from nemotron_core.errors import ArtifactError, ConfigError, ProfileError
 from nemotron_core.profiles import parse_env_text
 from nemotron_core.runspec import parse
+from tests.cli.test_cli import echo_cli  # noqa: F401  (fixture: a CLI wired like nano3's around the echo recipe)
 
 ECHO = Path(__file__).resolve().parents[1] / "fixtures" / "recipes" / "echo" / "echo.py"
 
@@ -237,37 +237,18 @@ def test_a_missing_commit_fails_in_one_line(origin, tmp_path):
     assert "\n" not in str(e.value) and not (tmp_path / "cache" / "x").exists()
 
 
-def test_a_local_run_clones_the_checkout_its_config_names(origin, tmp_path, monkeypatch):
+def test_a_local_run_clones_the_checkout_its_config_names(origin, echo_cli, tmp_path):
     """Through the CLI's recipe path (pipeline.run_stage): the dry run clones nothing, the run clones the
     commit into the state folder's git cache and the script reads that folder."""
     import json
 
     from nemotron_cli.app import main
-    from nemotron_cli.recipe_typer import RecipeTyper
-    from pipeline.stages import Stage
 
     url, shas = origin
-    monkeypatch.setenv("NEMOTRON_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.delenv("NEMOTRON_ENV_FILE", raising=False)
-    monkeypatch.chdir(tmp_path)
-    meta = Stage("test/echo", str(ECHO), output="test-echo")
-    cli = RecipeTyper(name="t")
-
-    @cli.recipe(meta, name="echo", panel="Test", help="Echo the config.")
-    def echo(ctx: typer.Context) -> None:
-        from nemotron_cli.context import split_dotlist
-        from nemotron_cli.recipe_run import run_recipe
-
-        raise typer.Exit(run_recipe(meta, ctx.obj, split_dotlist(ctx.args)))
-
-    @cli.command("noop")
-    def noop() -> None:
-        pass
-
     line = ["echo", "-c", "tiny", f"output_dir={tmp_path}/out", f"+code=${{auto_mount:git+{url}@v1}}"]
-    assert main([*line, "--dry-run"], cli=cli) == 0
+    assert main([*line, "--dry-run"], cli=echo_cli) == 0
     assert not (tmp_path / "state" / "cache").exists()
-    assert main(line, cli=cli) == 0
+    assert main(line, cli=echo_cli) == 0
     code = Path(json.loads((tmp_path / "out" / "echo.json").read_text())["config"]["code"])
     assert code.parent == tmp_path / "state" / "cache" / "git" and (code / "f.txt").read_text() == "one"
     assert git("rev-parse", "HEAD", cwd=code) == shas["v1"]
