@@ -309,8 +309,8 @@ def clone_repos(job: PreparedJob, executor=None) -> None:
     elif job.profile.executor not in ("local", "docker", "ray", "slurm"):
         raise ProfileError(f"profile '{job.profile.name}': ${{auto_mount:git+...}} is not supported on "
                            f"{job.profile.executor} jobs; mount a checkout the cluster already has")
-    for repo in repos:
-        clone_repo(dict(repo), run)
+    for repo in repos:  # job.yaml records the commit each checkout is at
+        repo.commit = clone_repo(dict(repo), run)
 
 
 def _write_configs(job: PreparedJob, config, *, moved: bool, remote_root: str | None = None) -> None:

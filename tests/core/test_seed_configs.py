@@ -252,6 +252,8 @@ def test_a_local_run_clones_the_checkout_its_config_names(origin, echo_cli, tmp_
     code = Path(json.loads((tmp_path / "out" / "echo.json").read_text())["config"]["code"])
     assert code.parent == tmp_path / "state" / "cache" / "git" and (code / "f.txt").read_text() == "one"
     assert git("rev-parse", "HEAD", cwd=code) == shas["v1"]
+    job_yaml, = (tmp_path / "state" / "jobs").glob("*/*/job.yaml")
+    assert yaml.safe_load(job_yaml.read_text())["run"]["repos"][0]["commit"] == shas["v1"]
 
 
 @pytest.mark.slow
