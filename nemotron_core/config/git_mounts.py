@@ -57,6 +57,10 @@ def parse_git_source(src: str, target: str | None) -> GitRepo:
     if not url.startswith(_SCHEMES) or not _URL_CHARS.fullmatch(url):
         raise ConfigError(f"${{auto_mount:{shown}}}: the URL must be {', '.join(s[:-3] for s in _SCHEMES)}:// "
                           f"without spaces or shell characters")
+    userinfo = url.split("://", 1)[1].split("/", 1)[0].rpartition("@")[0]
+    if ":" in userinfo:  # job.yaml, logs and errors show the URL: a password there would land in files
+        raise ConfigError(f"${{auto_mount:git+...}}: the URL holds a password; use an SSH key or git's credential "
+                          f"helper instead (the URL is written into job.yaml)")
     if not _REF.fullmatch(ref) or ".." in ref or ref.endswith((".", "/", ".lock")) or "//" in ref:
         raise ConfigError(f"${{auto_mount:{shown}}}: REF {ref[:60]!r} must be a branch, tag or commit "
                           f"(letters, digits, . _ / + -, not starting with '-' or containing '..')")
