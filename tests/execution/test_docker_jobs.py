@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from nemotron_core.errors import ProfileError
+from nemotron_core.errors import NemotronError, ProfileError
 from nemotron_core.execution import Job, JobState, find_job, submit
 from nemotron_core.execution import sweeper
 from tests.execution.conftest import JOB_RECIPE, REPO, files_containing
@@ -143,3 +143,14 @@ def test_a_misconfigured_profile_fails_before_anything_runs(stage, docker_env, e
     with pytest.raises(ProfileError, match=message.replace("(", r"\(").replace(")", r"\)")):
         stage(JOB_RECIPE, docker_profile(docker_env, **extra), "docker")
     assert docker_env.docker("ps", "-aq", "--filter", "label=nemotron.job").stdout == ""
+
+
+def test_a_container_that_cannot_start_is_removed_and_not_reattached(stage, docker_env):
+    """`docker run --gpus` without a GPU driver creates the container, then fails to start it."""
+    if "nvidia" in docker_env.docker("info", "--format", "{{json .Runtimes}}").stdout:
+        pytest.skip("this daemon has a GPU runtime: the container would start")
+    s = stage(JOB_RECIPE, docker_profile(docker_env, gpus_per_node=1), "docker")
+    with pytest.raises(NemotronError, match="docker run failed: .*gpu"):
+        submit(s.executor, s.plan, job_dir=s.job_dir, content_key="docker-no-gpu")
+    assert docker_env.docker("ps", "-aq", "--filter", "label=nemotron.job").stdout == ""
+    assert find_job("docker-no-gpu") is None  # nothing for a rerun to re-attach to

@@ -151,6 +151,9 @@ class DockerBackend:
         ref.save()  # id None until the daemon has the container; recover_id finds it by name
         proc = docker(opts.docker_host, *run_args(executor, ref, launch, log))
         if proc.returncode != 0:
+            # `docker run` creates the container before it fails to start it (e.g. --gpus without a GPU
+            # driver): remove it, or recover_id would re-attach a later run to a container that never ran.
+            docker(opts.docker_host, "rm", "-f", container_name(ref))
             raise NemotronError(f"profile '{opts.profile}': docker run failed: {_error(proc)}")
         ref.id = container_name(ref)
         ref.save()
@@ -176,7 +179,12 @@ class DockerBackend:
         cancelled = (job_dir / CANCEL_FILE).exists()
         code = read_exit_code(job_dir)
         state = self._inspect(ref) if code is None or not ref.cluster.get("removed") else None
-        if code is None and state is not None and state.get("Status") not in _RUNNING and state.get("Status") != "created":
+        ended = state is not None and state.get("Status") not in _RUNNING and state.get("Status") != "created"
+        if code is None and ended:
+            # The wrapper writes its record just before the container exits: read again now that it has
+            # (a poll may read "no record" and then see the container already exited).
+            code = read_exit_code(job_dir)
+        if code is None and state is not None and ended:
             # Ended without the wrapper's record (SIGKILL, OOM, the daemon stopped it): keep the container's.
             code = int(state.get("ExitCode", 1))
             reason = "OOM-killed" if state.get("OOMKilled") else f"container exited {code} before the job recorded one"
