@@ -2,7 +2,7 @@
 
 A stage's Prefect task reads top to bottom:
 
-    executor = create_executor(profile, spec)            # nemo-run LocalExecutor / SlurmExecutor,
+    executor = create_executor(profile, spec)            # nemo-run LocalExecutor, our SlurmJobExecutor,
                                                          # or RayClusterExecutor (local Ray head)
     job = submit(executor, plan, job_dir=job_dir,        # JobRef persisted in the job dir;
                  content_key=key, flow_run_id=run_id)    # re-attaches instead of resubmitting
@@ -14,6 +14,7 @@ Modules (one job each):
     profile_keys.py   profile readers shared by the executor builders (startup_commands, image, mounts)
     executors.py      create_executor, build_env_vars, with_plan_env, RayClusterExecutor
     docker_profile.py the docker profile -> nemo-run DockerExecutor
+    slurm_executor.py SlurmJobExecutor: a Slurm profile's fields (nemo-run's names), no nemo-run import
     jobs.py           submit, find_job, Job (status/wait/cancel/requeue/logs), wait_all
     states.py         JobState, JobStatus, JobError
     refs.py           JobRef persistence and the by-key / by-flow-run indexes
