@@ -84,7 +84,7 @@ def main() -> None:
     profile = parse_env_text(PROFILE).profile("slurm")
     t0 = time.perf_counter()
     executor = create_executor(profile, spec, attached=False)
-    print(f"create_executor (once, imports nemo-run): {time.perf_counter() - t0:.2f} s")
+    print(f"create_executor (once; nemo-run loads at the first submit, to package the code): {time.perf_counter() - t0:.2f} s")
 
     def ours_round() -> tuple[float, float]:
         train = parse_config(spec.config_dir, None, ["sleep=60"], default=spec.config.default)
