@@ -18,26 +18,26 @@ import os
 import signal
 import threading
 
+from nemotron_core.execution import cancel_flow_run
+from nemotron_core.execution.sweeper import sweep
+from tasks.prefect_env import export_prefect_location
 from tasks.report import flow_run_id, logger
 
 FINAL_STATES = ("COMPLETED", "FAILED", "CANCELLED", "CRASHED")
 
 
 def cancel_jobs(run_id: str) -> None:
-    from nemotron_core.execution import cancel_flow_run
-
     done = cancel_flow_run(run_id, timeout=8.0)
     if done:
         logger().warning(f"cancelled the jobs of flow run {run_id}: {', '.join(map(str, done))}")
 
 
 def guard_flow_run() -> None:
-    from tasks.prefect_env import export_prefect_location
-
     export_prefect_location()  # job tags name this run's server even when only a profile file knows it
     run_id = flow_run_id()
     if not run_id or threading.current_thread() is not threading.main_thread():
         return
+    # lazy: prefect.utilities.engine is a heavy import
     from prefect.utilities.engine import is_prefect_sigterm_handler_installed
 
     if is_prefect_sigterm_handler_installed():
@@ -91,8 +91,8 @@ def watch_sigterm(run_id: str) -> bool:
 
 def flow_run_alive(run_id: str) -> bool:
     """False when the Prefect server says the run is over (or does not know it)."""
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
+    from prefect.client.orchestration import get_client  # lazy: prefect.client.orchestration is a heavy import
+    from prefect.exceptions import ObjectNotFound  # lazy: prefect.exceptions is a heavy import
 
     try:
         with get_client(sync_client=True) as client:
@@ -105,8 +105,6 @@ def flow_run_alive(run_id: str) -> bool:
 
 
 def sweep_dead_runs() -> list[str]:
-    from nemotron_core.execution.sweeper import sweep
-
     current = flow_run_id()
     swept = sweep(lambda run_id: run_id == current or flow_run_alive(run_id))
     if swept:

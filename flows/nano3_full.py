@@ -21,14 +21,17 @@ from typing import Any
 
 from prefect import flow
 
-from pipeline.run import StageRequest
+from flows.cancellation import cancel_jobs, guard_flow_run
+from nemotron_core.profiles import load_env
+from pipeline.run import StageRequest, pinned_latest
 from pipeline.stages import STAGES, check_stages, consumed  # STAGES is also read from here (tasks/stage_limits.py)
+from tasks import stage_task
+from tasks.policy import runtime_options
+from tasks.summary import summarize
 
 
 def cancel_cluster_jobs(flow, flow_run, state) -> None:
     """on_cancellation / on_crashed: end every job this flow run submitted (Slurm, Ray, local)."""
-    from flows.cancellation import cancel_jobs
-
     cancel_jobs(str(flow_run.id))
 
 
@@ -38,13 +41,6 @@ def nano3_full(profile: str = "local", config: str = "tiny", stage_configs: dict
                force: bool = False) -> dict[str, Any]:
     """Run the nano3 pipeline; returns the pinned artifact ref each stage produced or used
     (and under "evals", the eval ref per evaluated model stage)."""
-    from flows.cancellation import guard_flow_run
-    from nemotron_core.profiles import load_env
-    from pipeline.run import pinned_latest
-    from tasks import stage_task
-    from tasks.policy import runtime_options
-    from tasks.summary import summarize
-
     guard_flow_run()  # cancel reaches the jobs even when Prefect's hooks do not run
     selected = check_stages(stages)
     env = load_env()

@@ -24,16 +24,21 @@ from typing import Any
 
 from prefect import flow
 
+from flows.cancellation import guard_flow_run
 from flows.nano3_full import cancel_cluster_jobs
+from nemotron_core.artifacts import open_registry
+from nemotron_core.errors import ArtifactError, NemotronError
+from nemotron_core.profiles import load_env
 from pipeline.run import StageRequest
 from pipeline.stages import MODEL_ARTIFACTS  # the eval's model upstreams, from the stage table
 from tasks.eval import EVAL, evaluate
+from tasks.policy import runtime_options
+from tasks.report import in_prefect_run, logger
+from tasks.summary import pinned_latest
 
 
 def evaluated_models(registry) -> set[str]:
     """Model refs that already have an eval (from the nano3-eval lineage)."""
-    from nemotron_core.errors import ArtifactError
-
     try:
         evals = registry.list("nano3-eval")
     except ArtifactError:
@@ -42,8 +47,6 @@ def evaluated_models(registry) -> set[str]:
 
 
 def eval_targets(registry, aliases: list[str]) -> list[str]:
-    from nemotron_core.errors import ArtifactError
-
     done = evaluated_models(registry)
     targets: set[str] = set()
     for name in MODEL_ARTIFACTS:
@@ -63,8 +66,6 @@ def eval_targets(registry, aliases: list[str]) -> list[str]:
 
 
 def eval_history(registry) -> list[dict[str, Any]]:
-    from nemotron_core.errors import ArtifactError
-
     try:
         evals = registry.list("nano3-eval")
     except ArtifactError:
@@ -88,13 +89,6 @@ def nightly_eval(profile: str = "local", config: str = "tiny", aliases: list[str
 
     `overrides`: dotlist overrides of the eval config (e.g. `lm_eval.enabled=false`).
     """
-    from flows.cancellation import guard_flow_run
-    from nemotron_core.artifacts import open_registry
-    from nemotron_core.profiles import load_env
-    from tasks.policy import runtime_options
-    from tasks.report import in_prefect_run, logger
-    from tasks.summary import pinned_latest
-
     guard_flow_run()
     env = load_env()
     env.profile(profile)
@@ -118,12 +112,10 @@ def nightly_eval(profile: str = "local", config: str = "tiny", aliases: list[str
                 failed[ref] = " ".join(str(e).split())[:300]
     history = eval_history(registry)
     if in_prefect_run() and history:
-        from prefect.artifacts import create_table_artifact
+        from prefect.artifacts import create_table_artifact  # lazy: prefect.artifacts is a heavy import
 
         create_table_artifact(history, key="nano3-eval-history", description="Every eval so far, by model version")
     if failed:
-        from nemotron_core.errors import NemotronError
-
         raise NemotronError(f"eval failed for {len(failed)} of {len(targets)} model version(s): "
                             + "; ".join(f"{ref}: {why}" for ref, why in failed.items()))
     return results
@@ -131,8 +123,6 @@ def nightly_eval(profile: str = "local", config: str = "tiny", aliases: list[str
 
 def unreadable_versions(registry, name: str) -> list[tuple[str, str]]:
     """(ref, problem) of the versions of `name` whose record cannot be read."""
-    from nemotron_core.errors import ArtifactError
-
     try:
         return [(v.ref, v.problem) for v in registry.list(name) if v.problem]
     except ArtifactError:

@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str) -> Any:
     # `from nemotron_core import parse` as the seed's `from nemo_runspec import parse`; loaded on first use.
     if name == "parse":
-        from nemotron_core.runspec import parse
+        from nemotron_core.runspec import parse  # lazy: importing the package does no work
 
         return parse
     raise AttributeError(f"module 'nemotron_core' has no attribute {name!r}")

@@ -16,10 +16,13 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import os
 import sys
 import threading
 from types import ModuleType
 from typing import Any
+
+from nemotron_core.paths import state_env
 
 _V1, _V2 = "leptonai.api.v1", "leptonai.api.v2"
 
@@ -90,7 +93,7 @@ def import_nemo_run() -> ModuleType:
     skip = _NoTorchInThisThread()
     sys.meta_path.insert(0, skip)
     try:
-        import nemo_run
+        import nemo_run  # lazy: nemo_run is heavy; imported here with torch skipped
     finally:
         sys.meta_path.remove(skip)
     return nemo_run
@@ -101,9 +104,5 @@ def nemo_run() -> ModuleType:
 
     The one handle the execution layer uses: nemo-run keeps experiment records in
     NEMORUN_HOME (default ~/.nemo_run), which must stay under the project state folder."""
-    import os
-
-    from nemotron_core.paths import state_env
-
     os.environ.setdefault("NEMORUN_HOME", state_env()["NEMORUN_HOME"])
     return import_nemo_run()

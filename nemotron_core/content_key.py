@@ -16,6 +16,7 @@ A stage is cached, re-attached and deduplicated by its content key:
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import threading
@@ -52,8 +53,6 @@ def _module_file(root: Path, module: str) -> Path | None:
 
 def _imports(path: Path, root: Path, top: str) -> set[Path]:
     """Files of `top.*` modules that `path` imports (absolute and relative imports)."""
-    import ast
-
     try:
         source = path.read_text(encoding="utf-8")
         with _AST_LOCK:  # see _AST_LOCK

@@ -6,28 +6,27 @@ from pathlib import Path
 from typing import Any
 
 from nemotron_core.launch import Plan
+from nemotron_core.profile_sections import cli_theme
+from nemotron_core.profiles import load_env
 from nemotron_core.secrets import is_secret_name, redact
 
 
 def _console() -> Any:
-    from rich.console import Console
+    from rich.console import Console  # lazy: rich.console is a heavy import
 
     return Console(soft_wrap=True)
 
 
 def _theme() -> str:
     """env.toml's `[cli] theme` when it names a style, else rich's ANSI theme (the terminal's colours)."""
-    from nemotron_core.profile_sections import cli_theme
-    from nemotron_core.profiles import load_env
-
     env = load_env()
     return cli_theme(env.section("cli"), str(env.path or "env.toml")) or "ansi_dark"
 
 
 def display_job_config(job_config: Any, *, title: str = "train config (resolved)") -> None:
-    from omegaconf import OmegaConf
-    from rich.panel import Panel
-    from rich.syntax import Syntax
+    from omegaconf import OmegaConf  # lazy: omegaconf is a heavy import
+    from rich.panel import Panel  # lazy: rich.panel is a heavy import
+    from rich.syntax import Syntax  # lazy: rich.syntax is a heavy import
 
     data = OmegaConf.to_container(job_config, resolve=False)
     assert isinstance(data, dict)  # a job config is a mapping
@@ -39,8 +38,8 @@ def display_job_config(job_config: Any, *, title: str = "train config (resolved)
 
 def display_plan(plan: Plan, *, job_dir: Path, mode: str, profile_name: str, artifacts: dict, sbatch: str | None = None,
                  dry_run: bool = False) -> None:
-    from rich.panel import Panel
-    from rich.table import Table
+    from rich.panel import Panel  # lazy: rich.panel is a heavy import
+    from rich.table import Table  # lazy: rich.table is a heavy import
 
     t = Table.grid(padding=(0, 2))
     t.add_column(style="bold cyan")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+from nemotron_core.secrets import redact_text
+
 
 class NemotronError(Exception):
     """A user-facing error: one line, names what is wrong and how to fix it."""
@@ -18,8 +20,6 @@ class NemotronError(Exception):
     exit_code = 2
 
     def __init__(self, message: str):
-        from nemotron_core.secrets import redact_text
-
         # One line, always: wrapped library messages (YAML, TOML) may carry newlines.
         # Never a secret value: a message may quote user input that holds a token
         # (`no artifact named '<token>'`), so every known secret value is replaced.

@@ -26,7 +26,10 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import sys
 from pathlib import Path
+
+from .errors import NemotronError
 
 #: The checkout this package was imported from (editable install / source tree).
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
@@ -46,8 +49,6 @@ def private_umask() -> int:
         try:
             wanted = int(text, 8) | 0o007
         except ValueError:
-            from .errors import NemotronError
-
             raise NemotronError(f"NEMOTRON_UMASK={text!r} is not an octal umask; use e.g. 077 or 027") from None
     old = os.umask(wanted)
     new = (old | wanted) & 0o777 if not text else wanted
@@ -108,8 +109,6 @@ def _ray_temp_dir_limit() -> int:
 def _private_dir(path: Path) -> Path:
     """`path` as a folder only this user can enter: created 0700, else checked with lstat (a real
     folder, not a link; owned by us; no group/other access - tightened when we own it)."""
-    from .errors import NemotronError
-
     uid = os.getuid()
     try:
         os.mkdir(path, 0o700)
@@ -162,7 +161,6 @@ def short_ray_link(real: Path) -> Path:
         return real
     base = ray_link_dir()
     link = base / f"ray-{hashlib.sha256(str(real).encode()).hexdigest()[:_LINK_HASH]}"
-    from .errors import NemotronError
 
     if len(str(link)) > _ray_temp_dir_limit():
         raise NemotronError(f"Ray temp dir {link} is too long for unix sockets: set XDG_RUNTIME_DIR to a short "
@@ -213,10 +211,6 @@ def remove_ray_temp_links(base: Path | None = None, *, into: Path | None = None,
 
 def _main(argv: list[str]) -> int:
     """`python -m nemotron_core.paths ray-link REAL | remove-ray-links FOLDER`: the one rule, for shell scripts."""
-    import sys
-
-    from .errors import NemotronError
-
     try:
         if len(argv) == 2 and argv[0] == "ray-link":
             print(short_ray_link(Path(argv[1]).resolve()))

@@ -19,7 +19,7 @@ registry validates its own keys (nemotron_core.artifacts.open_registry).
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
 
@@ -270,8 +270,6 @@ def _model_at(model: type[BaseModel], loc: list[str]) -> type[BaseModel] | None:
 
 
 def _args(annotation: Any) -> tuple:
-    from typing import get_args
-
     return get_args(annotation) or (annotation,)
 
 

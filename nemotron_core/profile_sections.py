@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from nemotron_core.errors import ProfileError, did_you_mean
@@ -59,7 +60,6 @@ def cli_theme(cli: dict[str, Any], source: str) -> str | None:
         return None
     if not isinstance(theme, str):
         raise ProfileError(f"{source}: [cli] theme = {theme!r}: must be a string (a Pygments style, e.g. \"monokai\")")
-    import importlib
 
     styles = importlib.import_module("pygments.styles")  # rich's highlighter (untyped: no stubs installed)
     return theme if theme in _RICH_THEMES or theme in set(styles.get_all_styles()) else None

@@ -115,7 +115,7 @@ def find_env_file(start: Path | None = None) -> Path | None:
 
 def parse_env_text(text: str, source: str = "env.toml") -> EnvFile:
     """Parse and validate env.toml text (profile_schema.py: unknown keys, types, control characters)."""
-    from nemotron_core.profile_schema import validate_env
+    from nemotron_core.profile_schema import validate_env  # lazy: pulls in pydantic, importlib.metadata
 
     try:
         data = tomllib.loads(text)

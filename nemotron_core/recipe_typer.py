@@ -28,6 +28,8 @@ from typing import Any, Callable
 import typer
 from typer.core import TyperCommand
 
+from nemotron_core.errors import NemotronError
+
 
 @dataclass(frozen=True)
 class RecipeMeta:
@@ -71,8 +73,6 @@ class _RecipeHelp(TyperCommand):
 
 def _one_line_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """A toolkit error ends the command with `error: ...` on stderr and exit code 2."""
-    from nemotron_core.errors import NemotronError
-
     @functools.wraps(fn)  # typer reads the parameters through __wrapped__
     def command(*args: Any, **kwargs: Any) -> Any:
         try:

@@ -28,6 +28,7 @@ writes). They travel like any secret (secrets.env only) and their values are red
 
 from __future__ import annotations
 
+import netrc
 import os
 import re
 import stat
@@ -154,8 +155,6 @@ def hf_token_files(environ: Mapping[str, str]) -> list[Path]:
 
 
 def _wandb_netrc_key(environ: Mapping[str, str]) -> str | None:
-    import netrc
-
     home = Path(environ.get("HOME") or os.path.expanduser("~"))
     path = Path(environ["NETRC"]) if environ.get("NETRC") else home / ".netrc"
     text = _read_small_file(path)  # regular and small, else skipped (netrc() would block on a fifo)

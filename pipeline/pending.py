@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from nemotron_core.artifacts.refs import parse_ref
+from nemotron_core.errors import ArtifactError
 from pipeline.stages import STAGES
 
 
@@ -31,9 +33,6 @@ def pending_check(registry: Any, rebuilt: Mapping[str, str] | None = None) -> Ca
     Only an artifact with no live version is pending; a wrong version or alias of a published
     artifact is still the lookup's one-line error.
     """
-    from nemotron_core.artifacts.refs import parse_ref
-    from nemotron_core.errors import ArtifactError
-
     rebuilt = dict(rebuilt or {})
 
     def check(ref: str) -> str | None:

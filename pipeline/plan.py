@@ -16,7 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.run import StageRequest
+from nemotron_core.errors import ArtifactError
+from nemotron_core.execution import create_executor, find_job
+from nemotron_core.execution.backends.slurm import render_job_script
+from nemotron_core.profiles import load_env
+from pipeline.run import Launch, StageRequest, pinned_latest, plan_of, prepare_job, published_output
 from pipeline.stages import STAGES, Stage, check_stages, consumed
 
 
@@ -34,8 +38,6 @@ class StagePlan:
 def plan_pipeline(*, profile: str = "local", config: str = "tiny", stage_configs: dict[str, str] | None = None,
                   overrides: dict[str, list[str]] | None = None, stages: list[str] | None = None,
                   force: bool = False) -> list[StagePlan]:
-    from nemotron_core.profiles import load_env
-
     selected = check_stages(stages)
     env = load_env()
     env.profile(profile)
@@ -60,11 +62,6 @@ def plan_pipeline(*, profile: str = "local", config: str = "tiny", stage_configs
 def _plan_run(label: str, stage: Stage, request: StageRequest, slots: dict[str, str],
               known: dict[str, str | None], building: set[str], *, force: bool) -> StagePlan:
     """One run of a stage: what its inputs would be and what the stage's run_stage would do with them."""
-    from nemotron_core.execution import find_job
-    from pipeline.run import prepare_job, published_output
-
-    from pipeline.run import Launch
-
     # An upstream rebuilt first binds its new version: pending here, the command and script still shown.
     waits = sorted({up for up in slots.values() if known.get(up) is None and up in building})
     rebuilt = tuple(sorted((str(STAGES[up].output), up) for up in waits))
@@ -87,24 +84,16 @@ def _plan_run(label: str, stage: Stage, request: StageRequest, slots: dict[str, 
 
 def _submit(label: str, job, reason: str, slots: dict[str, str]) -> StagePlan:
     """A run the plan submits: its command line and, on Slurm, its sbatch script."""
-    from nemotron_core.execution import create_executor
-    from pipeline.run import plan_of
-
     plan = plan_of(job)
     sbatch = None
     if plan.executor != "local":  # the stage task's own path: an unsupported/misconfigured profile fails here
         executor = create_executor(job.profile, job.spec, job_config=job.job_config)
         if plan.executor == "slurm":
-            from nemotron_core.execution.backends.slurm import render_job_script
-
             sbatch = render_job_script(executor, plan, job.job_dir)
     return StagePlan(label, "submit", reason, command=plan.command_line, sbatch=sbatch, inputs=slots)
 
 
 def _latest_or_none(env, name: str) -> str | None:
-    from nemotron_core.errors import ArtifactError
-    from pipeline.run import pinned_latest
-
     try:
         return pinned_latest(env, name)
     except ArtifactError:
@@ -112,9 +101,9 @@ def _latest_or_none(env, name: str) -> str | None:
 
 
 def print_plan(plans: list[StagePlan]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
+    from rich.console import Console  # lazy: rich.console is a heavy import
+    from rich.table import Table  # lazy: rich.table is a heavy import
+    from rich.text import Text  # lazy: rich.text is a heavy import
 
     table = Table(title="nano3-full plan (dry run)", show_lines=False)
     for col in ("stage", "action", "reason", "command"):

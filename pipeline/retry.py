@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Iterable
 
 from nemotron_core.contract import PREEMPTED_FILE
-from nemotron_core.execution import JobError
+from nemotron_core.execution import JobError, JobState
 
 STAGE_RETRIES = 3
 # torchrun's failure report for a worker that died of a signal ("traceback : Signal 9 (SIGKILL)
@@ -50,8 +50,6 @@ def preemption_marker(output_dir: Path) -> dict | None:
 
 def resume_reason(status, output_dir: Path, log_tail: Iterable[str] = ()) -> str | None:
     """Why running the job again (resume: auto) can succeed, or None: see the module docstring."""
-    from nemotron_core.execution import JobState
-
     if status is None or status.state in (JobState.CANCELLED, JobState.OUT_OF_MEMORY) or status.user_error:
         return None
     if status.resumable:

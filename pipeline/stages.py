@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from nemotron_core.errors import ConfigError, NotBuiltError, did_you_mean
 from nemotron_core.paths import PACKAGE_ROOT
 
 #: CLI help panels.
@@ -119,8 +120,6 @@ MODEL_ARTIFACTS: tuple[str, ...] = tuple(STAGES[s].output or "" for s in MODEL_S
 
 def check_stages(stages: list[str] | None) -> list[str]:
     """The selected stage names in pipeline order; an unknown or unbuilt stage fails in one line."""
-    from nemotron_core.errors import ConfigError, NotBuiltError, did_you_mean
-
     selected = list(stages) if stages else list(STAGES)
     for name in selected:
         if name not in STAGES:

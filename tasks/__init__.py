@@ -9,6 +9,7 @@ from typing import Any
 
 
 def stage_task(name: str) -> Any:
+    # lazy: pulls in prefect, fsspec
     from tasks.data_prep import data_prep_pretrain, data_prep_rl, data_prep_sft
     from tasks.eval import evaluate
     from tasks.pretrain import pretrain

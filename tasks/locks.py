@@ -39,6 +39,8 @@ from typing import Any, Optional
 
 from prefect.locking.filesystem import FileSystemLockManager
 
+from nemotron_core.paths import state_dir
+
 LOCKS_SUBDIR = ".locks"  # not a valid artifact name: the registry never lists it
 
 
@@ -61,8 +63,6 @@ def _boot_id() -> str | None:
 
 def lock_dir(env=None) -> Path:
     """Where cache locks live: `<registry root>/.locks` for a folder registry, else the state folder."""
-    from nemotron_core.paths import state_dir
-
     cfg: dict[str, Any] = dict(env.section("artifacts")) if env is not None else {}
     if cfg.get("backend", "fsspec") in ("fsspec", "file"):
         root = str(cfg.get("root") or os.environ.get("NEMOTRON_ARTIFACTS_ROOT") or Path(state_dir()) / "artifacts")

@@ -20,6 +20,9 @@ from typing import Any, Optional
 from prefect.cache_policies import CachePolicy
 
 from pipeline.retry import STAGE_RETRIES, retryable
+from pipeline.run import StageRequest, prepare_job
+from tasks.locks import ProcessLockManager
+from tasks.stage_limits import stage_tag
 
 
 @dataclass
@@ -27,8 +30,6 @@ class StageCache(CachePolicy):
     stage: Any = None
 
     def compute_key(self, task_ctx, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs) -> Optional[str]:
-        from pipeline.run import StageRequest, prepare_job
-
         request = inputs["request"]
         if isinstance(request, dict):
             request = StageRequest(**request)
@@ -47,8 +48,6 @@ def should_retry(task, task_run, state) -> bool:
 
 def stage_task_options(stage) -> dict[str, Any]:
     """Options every stage task is declared with (the tag carries its concurrency limit: tasks/stage_limits.py)."""
-    from tasks.stage_limits import stage_tag
-
     return {
         "name": stage.name.replace("_", "-"),
         "tags": {stage_tag(stage.name)},
@@ -63,8 +62,6 @@ def stage_task_options(stage) -> dict[str, Any]:
 
 def runtime_options(stage, *, force: bool, env=None) -> dict[str, Any]:
     """Per flow run: result storage from env.toml [cache].results, cache locks, force."""
-    from tasks.locks import ProcessLockManager
-
     cache_section = env.section("cache") if env is not None else {}
     results = cache_section.get("results")
     storage = _storage(results) if results else None
@@ -81,9 +78,9 @@ def runtime_options(stage, *, force: bool, env=None) -> dict[str, Any]:
 def _storage(uri: str):
     """A Prefect filesystem for a local path or an fsspec URI (s3://...)."""
     if "://" in uri and not uri.startswith("file://"):
-        from prefect.filesystems import RemoteFileSystem
+        from prefect.filesystems import RemoteFileSystem  # lazy: prefect.filesystems is a heavy import
 
         return RemoteFileSystem(basepath=uri)
-    from prefect.filesystems import LocalFileSystem
+    from prefect.filesystems import LocalFileSystem  # lazy: prefect.filesystems is a heavy import
 
     return LocalFileSystem(basepath=uri.removeprefix("file://"))

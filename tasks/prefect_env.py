@@ -15,7 +15,7 @@ import os
 
 def export_prefect_location() -> None:
     """Put Prefect's current API URL and home into os.environ when only its settings know them."""
-    from prefect.settings import get_current_settings
+    from prefect.settings import get_current_settings  # lazy: prefect.settings is a heavy import
 
     settings = get_current_settings()
     if not os.environ.get("PREFECT_API_URL") and settings.api.url:

@@ -19,14 +19,14 @@ from typing import Any
 
 
 def in_prefect_run() -> bool:
-    from prefect.context import FlowRunContext, TaskRunContext
+    from prefect.context import FlowRunContext, TaskRunContext  # lazy: prefect.context is a heavy import
 
     return FlowRunContext.get() is not None or TaskRunContext.get() is not None
 
 
 def logger():
     if in_prefect_run():
-        from prefect import get_run_logger
+        from prefect import get_run_logger  # lazy: prefect is a heavy import
 
         return get_run_logger()
     return logging.getLogger("nemotron.tasks")
@@ -35,7 +35,7 @@ def logger():
 def flow_run_id() -> str | None:
     if not in_prefect_run():
         return None
-    from prefect.runtime import flow_run
+    from prefect.runtime import flow_run  # lazy: prefect.runtime is a heavy import
 
     return str(flow_run.id) if flow_run.id else None
 
@@ -51,7 +51,7 @@ class PrefectReporter:
 
     def attempt(self) -> int:
         """Which attempt of the Prefect task run this is (1 outside Prefect)."""
-        from prefect.context import TaskRunContext
+        from prefect.context import TaskRunContext  # lazy: prefect.context is a heavy import
 
         ctx = TaskRunContext.get()
         return max(1, ctx.task_run.run_count) if ctx is not None and ctx.task_run is not None else 1
@@ -68,10 +68,10 @@ def curves_png(rows: list[dict[str, Any]], title: str) -> bytes | None:
     series = [k for k in ("loss", "valid_loss", "reward", "accuracy") if any(k in r for r in rows)]
     if not series:
         return None
-    import matplotlib
+    import matplotlib  # lazy: matplotlib is a heavy import
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib.pyplot is a heavy import
 
     fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
     for key in series:
@@ -95,10 +95,10 @@ def experts_png(rows: list[dict[str, Any]], title: str) -> bytes | None:
     windows = [r for r in rows if isinstance(r.get("expert_tokens"), list) and r["expert_tokens"]]
     if not windows:
         return None
-    import matplotlib
+    import matplotlib  # lazy: matplotlib is a heavy import
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib.pyplot is a heavy import
 
     picks = [windows[0], windows[-1]] if len(windows) > 1 else [windows[0]]
     fig, axes = plt.subplots(1, len(picks), figsize=(3.4 * len(picks) + 0.8, 3.0), dpi=100, squeeze=False,
@@ -122,6 +122,7 @@ def experts_png(rows: list[dict[str, Any]], title: str) -> bytes | None:
 def stage_report(job, handle, ref: str, result: dict[str, Any], metrics: list[dict[str, Any]]) -> None:
     if not in_prefect_run():
         return
+    # lazy: prefect.artifacts is a heavy import
     from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 
     name = job.stage.name

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from nemotron_core.errors import ConfigError, did_you_mean
+from pipeline.stages import STAGES
+
 TAG_PREFIX = "nano3-stage:"
 
 
@@ -26,9 +29,6 @@ def stage_tag(stage: str) -> str:
 
 def check_limits(limits: Any) -> dict[str, int | None]:
     """{stage: limit or None} for every stage; one-line ConfigError for anything else."""
-    from pipeline.stages import STAGES
-    from nemotron_core.errors import ConfigError, did_you_mean
-
     where = "deployments/prefect.yaml: set_stage_limits"
     if limits is None:
         limits = {}
@@ -52,8 +52,8 @@ def check_limits(limits: Any) -> dict[str, int | None]:
 
 def set_stage_limits(limits: Any = None) -> dict[str, Any]:
     """prefect.yaml step: make the server's stage limits what `limits` says; returns them."""
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
+    from prefect.client.orchestration import get_client  # lazy: prefect.client.orchestration is a heavy import
+    from prefect.exceptions import ObjectNotFound  # lazy: prefect.exceptions is a heavy import
 
     checked = check_limits(limits)  # all of it is checked before anything changes on the server
     with get_client(sync_client=True) as client:
@@ -70,7 +70,7 @@ def set_stage_limits(limits: Any = None) -> dict[str, Any]:
 
 def read_stage_limits() -> dict[str, int]:
     """{stage: limit} as the server has them now (stages without a limit left out)."""
-    from prefect.client.orchestration import get_client
+    from prefect.client.orchestration import get_client  # lazy: prefect.client.orchestration is a heavy import
 
     with get_client(sync_client=True) as client:
         found = client.read_concurrency_limits(limit=200, offset=0)

@@ -28,12 +28,15 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from .fsspec_backend import FsspecRegistry
 from nemotron_core.errors import ArtifactError
 
 from .lookup import config_lookup
 from .model import ArtifactFile, ArtifactVersion, LineageNode
 from .refs import LATEST, Ref, check_no_secret, parse_ref
 from .registry import ArtifactRegistry, GcReport, VerifyResult
+from .wandb_backend import WandbRegistry
+from nemotron_core.paths import private_umask, state_dir
 
 __all__ = [
     "LATEST",
@@ -55,8 +58,6 @@ _CFG_KEYS = {"root", "storage_options", "backend", "project", "entity", "mode", 
 
 def default_root() -> str:
     """The local artifact root: <state_dir>/artifacts."""
-    from nemotron_core.paths import state_dir
-
     return str(state_dir() / "artifacts")
 
 
@@ -68,8 +69,6 @@ def open_registry(artifacts_cfg: Mapping[str, Any] | None = None) -> ArtifactReg
                                                                 else <state>/artifacts)
     {"backend": "wandb", "project": "...", "entity": ..., "mode": "online"|"offline"}
     """
-    from nemotron_core.paths import private_umask
-
     private_umask()  # what the registry writes is private by default, whatever root it has
     cfg = dict(artifacts_cfg or {})
     unknown = sorted(set(cfg) - _CFG_KEYS)
@@ -77,12 +76,9 @@ def open_registry(artifacts_cfg: Mapping[str, Any] | None = None) -> ArtifactReg
         raise ArtifactError(f"[artifacts] has unknown key {unknown[0]!r}; allowed: {', '.join(sorted(_CFG_KEYS))}")
     backend = cfg.get("backend", "fsspec")
     if backend == "wandb":
-        from .wandb_backend import WandbRegistry
-
         return WandbRegistry(cfg)
     if backend not in ("fsspec", "file", "s3", "memory"):
         raise ArtifactError(f"[artifacts] backend = {backend!r}: use fsspec (default; file/s3 root) or wandb")
-    from .fsspec_backend import FsspecRegistry
 
     root = cfg.get("root") or os.environ.get("NEMOTRON_ARTIFACTS_ROOT") or default_root()
     check_no_secret("artifact root", str(root))

@@ -58,6 +58,7 @@ from .registry import DEFAULT_STAGING_GRACE_S, ArtifactRegistry, GcReport, Sourc
 from .storage import LocalStore, Store, open_store
 from .transfer import check_source_vs_root, hash_stored, open_source, put_tree
 from .versioning import claim_version, deleted_marker_path, record_path, scan_versions
+from nemotron_core.paths import state_dir
 
 MARKER = "_upload.json"
 
@@ -256,7 +257,6 @@ class FsspecRegistry(ArtifactRegistry):
         v = self.resolve(ref)
         if v.local_path is not None:
             return v.local_path
-        from nemotron_core.paths import state_dir
 
         dest = state_dir() / "cache" / "artifacts" / v.name / f"v{v.version}-{v.digest.split(':', 1)[1][:12]}"
         if dest.is_dir():

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 
 from nemotron_core.errors import ArtifactError
+from nemotron_core.secrets import secret_values
 
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _VERSION = re.compile(r"v([0-9]+)")
@@ -30,8 +31,6 @@ REF_FORMS = "NAME, NAME:vN or NAME:ALIAS (e.g. nano3-sft-model:v3)"
 def check_no_secret(kind: str, value: str) -> None:
     """A token pasted where a name or root belongs is refused: those are printed (plans, listings) and become
     file names, where no secret may land."""
-    from nemotron_core.secrets import secret_values
-
     for secret, var in secret_values().items():
         if secret in value:
             raise ArtifactError(f"invalid {kind}: it holds the value of the secret ${var}; pick a plain name")

@@ -22,7 +22,7 @@ import builtins
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -271,6 +271,4 @@ class ArtifactRegistry(ABC):
 
 
 def _with_aliases(v: ArtifactVersion, aliases: Iterable[str]) -> ArtifactVersion:
-    from dataclasses import replace
-
     return replace(v, aliases=tuple(aliases))

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import shutil
 import stat
@@ -37,7 +38,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import unquote, urlparse
 
+from .hashing import hash_file
 from nemotron_core.errors import ArtifactError
 
 from .pathcheck import check_rel_path, under_root
@@ -242,8 +245,6 @@ class LocalStore(Store):
         return True
 
     def hash_in_place(self, rel: str) -> tuple[int, str] | None:
-        from .hashing import hash_file
-
         return hash_file(self._p(rel))
 
 
@@ -268,8 +269,6 @@ def remote_error(where: str, what: str, exc: BaseException) -> ArtifactError:
 
 def _translated(method: Any) -> Any:
     """Turn an object-store failure inside `method` into a one-line ArtifactError."""
-    import functools
-
     @functools.wraps(method)
     def wrapper(self: FsspecStore, rel: str, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -288,7 +287,7 @@ class FsspecStore(Store):
     SUPPORTED = ("s3", "memory")
 
     def __init__(self, root: str, storage_options: dict[str, Any] | None = None):
-        import fsspec
+        import fsspec  # lazy: fsspec is a heavy import
 
         opts = dict(storage_options or {})
         protocol = root.split("://", 1)[0]
@@ -421,8 +420,6 @@ def open_store(root: str, storage_options: dict[str, Any] | None = None) -> Stor
     if not isinstance(root, str) or not root.strip():
         raise ArtifactError(f"invalid artifact root {root!r}: expected a folder path, file://, s3:// or memory:// URI")
     if root.startswith("file://"):
-        from urllib.parse import unquote, urlparse
-
         return LocalStore(unquote(urlparse(root).path))
     if "://" not in root:
         return LocalStore(root)

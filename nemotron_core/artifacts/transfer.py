@@ -23,6 +23,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import unquote, urlparse
 
 from nemotron_core.errors import ArtifactError
 
@@ -71,8 +72,6 @@ def open_source(source: str | os.PathLike, storage_options: dict[str, Any] | Non
     if "://" in text and not text.startswith("file://"):
         return _remote_source(text, storage_options)
     if text.startswith("file://"):
-        from urllib.parse import unquote, urlparse
-
         text = unquote(urlparse(text).path)
     return _local_source(text)
 
@@ -149,7 +148,7 @@ def _link_target(link: Path, root: Path) -> Path:
 
 
 def _remote_source(uri: str, storage_options: dict[str, Any] | None) -> SourceTree:
-    from fsspec.core import url_to_fs
+    from fsspec.core import url_to_fs  # lazy: fsspec.core is a heavy import
 
     try:
         fs, path = url_to_fs(uri, **(storage_options or {}))

@@ -42,6 +42,8 @@ import contextlib
 import datetime as dt
 import os
 import shutil
+import struct
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -114,7 +116,7 @@ class WandbRegistry(ArtifactRegistry):
     def _api(self) -> Any:
         if self._api_obj is None:
             _wandb_env()
-            import wandb
+            import wandb  # lazy: wandb is a heavy import
 
             overrides = {"project": self.project, **({"entity": self.entity} if self.entity else {})}
             try:
@@ -189,7 +191,7 @@ class WandbRegistry(ArtifactRegistry):
             raise ArtifactError(f"publish {name}: the W&B backend publishes local folders; copy {src.display} "
                                 f"locally first or use an s3:// [artifacts] root")
         _wandb_env()
-        import wandb
+        import wandb  # lazy: wandb is a heavy import
 
         # immutable = no staging copy; only safe when W&B uploads before we delete the source (online)
         policy: Literal["immutable", "mutable"] = "immutable" if move and not self.offline else "mutable"
@@ -381,8 +383,6 @@ def offline_log_records(path: Path) -> list[bytes]:
     """Raw records of an offline run's `run-*.wandb` file: a 7-byte ':W&B' file header,
     then LevelDB-log blocks of 32 KiB made of chunks (crc32c u32, length u16, type u8;
     FULL=1, FIRST=2, MIDDLE=3, LAST=4). wandb 0.31 has no Python reader for it any more."""
-    import struct
-
     data = path.read_bytes()
     if data[:4] != b":W&B":
         return []
@@ -414,7 +414,7 @@ def offline_log_records(path: Path) -> list[bytes]:
 
 def offline_artifacts(run_dir: Path) -> list[Any]:
     """The ArtifactRecord protos logged into one offline run (what `wandb sync` uploads)."""
-    from wandb.proto import wandb_internal_pb2 as pb
+    from wandb.proto import wandb_internal_pb2 as pb  # lazy: wandb.proto is a heavy import
 
     found = []
     for f in sorted(Path(run_dir).glob("run-*.wandb")):
@@ -433,8 +433,6 @@ def _wait_offline_logged(run_dir: Path, digest: str, name: str, timeout_s: float
     """run.finish() can return before wandb-core has flushed the offline log to disk
     (seen with wandb 0.31: a 7-byte file right after finish). Publish returns only once
     the artifact record is really in the log that `wandb sync` will read."""
-    import time
-
     deadline = time.monotonic() + timeout_s
     while True:
         if any(a.digest == digest for a in offline_artifacts(run_dir)):

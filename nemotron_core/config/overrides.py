@@ -16,7 +16,9 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from nemotron_core.config.yaml_bounded import YamlBoundsError, load_bounded
 from nemotron_core.errors import ConfigError
+from nemotron_core.secrets import REDACTED, is_secret_key
 
 _KEY = re.compile(r"^[A-Za-z_][\w-]*(\.[\w-]+)*$")
 
@@ -62,9 +64,7 @@ def _exists(cfg: Any, key: str) -> bool:
 
 def _parse_value(text: str, item: str, source: str) -> Any:
     """The override's value as YAML, through the same bounded loader as config files."""
-    import yaml
-
-    from nemotron_core.config.yaml_bounded import YamlBoundsError, load_bounded
+    import yaml  # lazy: yaml is a heavy import
 
     if text == "":
         return ""
@@ -122,8 +122,6 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str], source: str = "co
 
 def _shown(item: str) -> str:
     """The override as errors show it: the value of a secret-named key is never echoed."""
-    from nemotron_core.secrets import REDACTED, is_secret_key
-
     head, eq, value = item.partition("=")
     if eq and value and any(is_secret_key(part) for part in head.lstrip("+~").split(".")):
         return f"{head}={REDACTED}"

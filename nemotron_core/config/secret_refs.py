@@ -65,7 +65,7 @@ def hide_secret_keys(node: Any, path: str, under_secret: bool, kept: dict[tuple,
 
 def keep_secret_reads(raw: Any, plain: Any, path: str, at: tuple, kept: dict[tuple, str]) -> Any:
     """Where a resolved value holds a secret marker, keep the expression as written instead."""
-    from nemotron_core.config.resolvers import holds_secret_marker
+    from nemotron_core.config.resolvers import holds_secret_marker  # lazy: pulls in omegaconf, yaml
 
     if isinstance(raw, str) and "${" in raw and _contains(plain, holds_secret_marker):
         _check_kept(raw, path)

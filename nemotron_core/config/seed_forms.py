@@ -25,6 +25,8 @@ from omegaconf import DictConfig
 from nemotron_core.config import job as _job
 from nemotron_core.config import loader as _loader
 from nemotron_core.errors import ConfigError
+from nemotron_core.profiles import Profile
+from nemotron_core.runspec import parse
 
 
 def parse_config(*args: Any, **kwargs: Any) -> DictConfig:
@@ -50,9 +52,6 @@ def build_job_config(train_config: DictConfig, *args: Any, **kwargs: Any) -> Dic
 
 def _seed_build_job_config(train_config: DictConfig, ctx: Any, recipe_name: str, script_path: str | Path,
                            argv: Sequence[str] = (), *, env_profile: Any = None) -> DictConfig:
-    from nemotron_core.profiles import Profile
-    from nemotron_core.runspec import parse
-
     if env_profile is not None and not isinstance(env_profile, Profile):
         raise ConfigError(f"build_job_config: env_profile must be the profile parse_env() returned, "
                           f"got {type(env_profile).__name__}")

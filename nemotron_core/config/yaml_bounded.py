@@ -7,6 +7,7 @@ minutes (alias bombs) or ending in a RecursionError (deep nesting).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from nemotron_core.errors import ConfigError
@@ -38,7 +39,7 @@ def expanded_size(root: Any, limit: int = MAX_YAML_NODES, alias_limit: int = MAX
     OmegaConf would build. Raises YamlBoundsError past `limit`, when aliases add more than
     `alias_limit` nodes to the written ones, or on a cycle.
     """
-    import yaml
+    import yaml  # lazy: yaml is a heavy import
 
     sizes: dict[int, int] = {}
     on_path: set[int] = set()
@@ -86,9 +87,7 @@ def yaml_loader() -> type:
     """
     global _LOADER
     if _LOADER is None:
-        import re
-
-        import yaml
+        import yaml  # lazy: yaml is a heavy import
 
         class Loader(yaml.SafeLoader):
             _depth = 0
@@ -130,7 +129,7 @@ def check_yaml_size(text: str) -> None:
 def load_bounded(text: str) -> Any:
     """One YAML document through the size check and the bounded loader; raises YamlBoundsError or
     yaml.YAMLError (callers word the error for where the text came from)."""
-    import yaml
+    import yaml  # lazy: yaml is a heavy import
 
     check_yaml_size(text)
     return yaml.load(text, Loader=yaml_loader())
@@ -138,7 +137,7 @@ def load_bounded(text: str) -> Any:
 
 def load_yaml_text(text: str, where: str) -> Any:
     """Parse one YAML document with the bounded loader; errors are ConfigErrors naming `where`."""
-    import yaml
+    import yaml  # lazy: yaml is a heavy import
 
     try:
         return load_bounded(text)

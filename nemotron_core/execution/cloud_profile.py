@@ -35,9 +35,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from nemotron_core.compat import nemo_run
 from nemotron_core.errors import ProfileError
 from nemotron_core.execution.options import JobOptions
 from nemotron_core.execution.shellsafe import check_mount, check_value
+from nemotron_core.launch import resources
+from nemotron_core.paths import state_env
 from nemotron_core.profiles import Profile
 from nemotron_core.runspec import Runspec
 
@@ -100,10 +103,6 @@ def _pvcs(profile: Profile, run_dir: str) -> list[dict[str, Any]]:
 
 def dgxcloud_executor(profile: Profile, spec: Runspec, *, env: dict[str, str], base: dict[str, Any],
                       nodes: int | None, gpus_per_node: int | None) -> Any:
-    from nemotron_core.compat import nemo_run
-    from nemotron_core.execution.options import JobOptions
-    from nemotron_core.launch import resources
-
     base_url = _required(profile, "base_url", "\"https://HOST/api/v1\" (the DGX Cloud API)")
     if not base_url.startswith("https://"):
         raise ProfileError(f"profile '{profile.name}': base_url = {base_url!r} must be an https:// URL "
@@ -133,10 +132,6 @@ def _lepton_mount(profile: Profile, text: object, source: str) -> dict[str, str]
 
 def lepton_executor(profile: Profile, spec: Runspec, *, env: dict[str, str], base: dict[str, Any],
                     nodes: int | None, gpus_per_node: int | None) -> Any:
-    from nemotron_core.compat import nemo_run
-    from nemotron_core.execution.options import JobOptions
-    from nemotron_core.launch import resources
-
     workspace = _required(profile, "workspace", "\"WORKSPACE_ID\" (its token comes from $LEPTON_WORKSPACE_TOKEN)")
     shape = _required(profile, "resource_shape", "\"gpu.8xh100-80gb\" (a shape of the node group)")
     group = _required(profile, "node_group", "\"NODE_GROUP\" (the dedicated node group to run on)")
@@ -163,12 +158,11 @@ def lepton_executor(profile: Profile, spec: Runspec, *, env: dict[str, str], bas
 def cloud_executor(profile: Profile, spec: Runspec, *, env: dict[str, str], base: dict[str, Any],
                    nodes: int | None, gpus_per_node: int | None) -> Any:
     """The executor of a dgxcloud, lepton or skypilot profile (create_executor's entry point)."""
-    from nemotron_core.paths import state_env
-
     # This host's state-folder paths (caches, homes) mean nothing on the cloud's machines.
     local = state_env()
     env = {k: v for k, v in env.items() if local.get(k) != v}
     if profile.executor == "skypilot":
+        # lazy: only this branch uses it
         from nemotron_core.execution.skypilot_profile import skypilot_executor as build
     else:
         build = dgxcloud_executor if profile.executor == "dgxcloud" else lepton_executor

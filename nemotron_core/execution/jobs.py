@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterable
 from nemotron_core.errors import NemotronError
 from nemotron_core.execution.backends import (Backend, RemoteFiles, Requeueable, Retaggable, StreamedLogs, backend,
                                                backend_kind)
+from nemotron_core.execution.executors import job_options, with_plan_env
 from nemotron_core.execution.logs import LogFollower
 from nemotron_core.execution.options import Executor
 from nemotron_core.execution.refs import JobRef, key_lock, refs_for_key
@@ -230,8 +231,6 @@ def submit(executor: Executor, plan: Plan, *, job_dir: str | Path, content_key: 
     restarted orchestrator never submits twice. `secrets` defaults to the secret
     variables of this environment plus the profile's `secrets` names.
     """
-    from nemotron_core.execution.executors import job_options, with_plan_env
-
     kind = backend_kind(executor)
     job_dir = Path(job_dir).resolve()
     executor = with_plan_env(executor, plan)

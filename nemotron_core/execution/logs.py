@@ -8,6 +8,9 @@ its output file when the job starts) and new ones may appear (one per requeue).
 
 from __future__ import annotations
 
+import asyncio
+import queue
+import threading
 from typing import AsyncIterator, Callable, Iterable
 
 
@@ -97,9 +100,6 @@ class StreamFollower:
 
     def __init__(self, stream: Callable[[], AsyncIterator[str]], fetch: Callable[[], str], *, settle: float = 1.0,
                  name: str = "log-stream"):
-        import queue
-        import threading
-
         self._stream, self._fetch, self._settle = stream, fetch, settle
         self._chunks: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._received = 0  # characters handed on from the stream (the offset into the whole log)
@@ -111,8 +111,6 @@ class StreamFollower:
         self._thread.start()
 
     def _run(self) -> None:
-        import asyncio
-
         async def consume() -> None:
             async for chunk in self._stream():
                 if self._stop.is_set():
@@ -127,8 +125,6 @@ class StreamFollower:
             self._done.set()
 
     def _drain(self) -> str:
-        import queue
-
         parts = []
         while True:
             try:

@@ -20,12 +20,16 @@ also needs its accelerator catalog from GitHub, which this machine cannot reach.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
+from nemotron_core.compat import nemo_run
 from nemotron_core.errors import ProfileError
+from nemotron_core.execution.backends.cloud_command import job_command
+from nemotron_core.execution.options import JobOptions, attach as _attach
 from nemotron_core.execution.shellsafe import check_value
-from nemotron_core.launch import Plan
+from nemotron_core.launch import Plan, resources
 from nemotron_core.profiles import Profile
 from nemotron_core.runspec import Runspec
 
@@ -37,12 +41,8 @@ def _text(profile: Profile, key: str) -> str | None:
 
 def skypilot_executor(profile: Profile, spec: Runspec, *, env: dict[str, str], base: dict[str, Any],
                       nodes: int | None, gpus_per_node: int | None) -> Any:
-    from nemotron_core.compat import nemo_run
-    from nemotron_core.execution.options import JobOptions, attach as _attach
-    from nemotron_core.launch import resources
-
     run = nemo_run()
-    from nemo_run.core.execution import skypilot as module
+    from nemo_run.core.execution import skypilot as module  # lazy: nemo_run.core.execution is a heavy import
 
     if not getattr(module, "_SKYPILOT_AVAILABLE", False):
         raise ProfileError(f"profile '{profile.name}': executor = 'skypilot' needs SkyPilot, an optional extra: "
@@ -72,15 +72,12 @@ def skypilot_executor(profile: Profile, spec: Runspec, *, env: dict[str, str], b
 
 def render_task(executor: Any, plan: Plan, job_dir: str | Path) -> str:
     """The task nemo-run would launch, as SkyPilot YAML, validated by SkyPilot's own schema."""
-    import copy
+    from sky.task import Task  # optional extra (skypilot)
 
-    from sky.task import Task
-
-    from nemotron_core.execution.backends.cloud_command import job_command
     try:
-        from sky.utils import yaml_utils
+        from sky.utils import yaml_utils  # optional extra (skypilot)
     except ImportError:  # SkyPilot < 0.10.3
-        from sky.utils import common_utils as yaml_utils
+        from sky.utils import common_utils as yaml_utils  # optional extra (skypilot)
 
     ex = copy.copy(executor)
     ex.file_mounts = dict(executor.file_mounts or {})

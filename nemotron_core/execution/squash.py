@@ -19,12 +19,15 @@ uses the profile's account/partition/time (`squash_time`, default 01:00:00).
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from nemotron_core.errors import NemotronError, ProfileError
+from nemotron_core.execution.backends.slurm_shell import SlurmShell, remote_job_dir
+from nemotron_core.execution.ssh import ssh_cluster
 from nemotron_core.paths import state_dir
 from nemotron_core.profiles import Profile
 
@@ -57,8 +60,6 @@ def squash_dir(profile: Profile) -> str:
     if profile.get("squash_dir"):
         return str(profile.get("squash_dir")).rstrip("/")
     if profile.get("tunnel", "local") == "ssh":
-        from nemotron_core.execution.backends.slurm_shell import remote_job_dir
-
         return f"{remote_job_dir(profile)}/images"
     return str(state_dir() / "images")
 
@@ -95,8 +96,6 @@ def plan_squash(profile: Profile | None, image: str) -> SquashPlan:
 def ensure_squashed_image(profile: Profile, image: str, *, force: bool = False, dry_run: bool = False,
                           echo: Callable[[str], Any] = print) -> str:
     """The path of IMAGE's squash file on the profile's cluster, importing it first when missing."""
-    from nemotron_core.execution.backends.slurm_shell import SlurmShell
-
     plan = plan_squash(profile, image)
     if dry_run:
         echo(f"# squash {image} on profile '{profile.name}' (dry run: nothing runs)")
@@ -104,12 +103,8 @@ def ensure_squashed_image(profile: Profile, image: str, *, force: bool = False, 
             echo(command)
         return plan.path
     if profile.get("tunnel", "local") == "ssh":
-        from nemotron_core.execution.ssh import ssh_cluster
-
         cluster = ssh_cluster(profile)
     else:
-        import os
-
         cluster = {"tunnel": "local", "slurm_conf": profile.get("slurm_conf") or os.environ.get("SLURM_CONF")}
     shell = SlurmShell(cluster)
     if not force and shell.run(plan.check).returncode == 0:

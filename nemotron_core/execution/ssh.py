@@ -18,12 +18,14 @@ opened by us:
 from __future__ import annotations
 
 import errno
+import getpass
 import os
 import socket
 from pathlib import Path
 from typing import Any, Callable
 
-from nemotron_core.errors import NemotronError
+from nemotron_core.compat import nemo_run
+from nemotron_core.errors import NemotronError, ProfileError
 from nemotron_core.profiles import Profile
 
 DEFAULT_CONNECT_TIMEOUT = 20
@@ -37,8 +39,6 @@ class SSHError(NemotronError):
 
 def ssh_cluster(profile: Profile) -> dict[str, Any]:
     """How to reach the profile's login node: plain values, saved in jobref.json for a later process."""
-    from nemotron_core.errors import ProfileError
-
     if not profile.get("host"):
         raise ProfileError(f"profile '{profile.name}': tunnel = 'ssh' needs host = \"login-node\" (and user, "
                            f"identity unless ~/.ssh/config or the agent provide them)")
@@ -51,8 +51,6 @@ def ssh_cluster(profile: Profile) -> dict[str, Any]:
 
 
 def _local_user() -> str:
-    import getpass
-
     return os.environ.get("USER") or getpass.getuser()
 
 
@@ -83,10 +81,8 @@ def _host_keys(client: Any, cluster: dict[str, Any]) -> str:
 
 def connect(cluster: dict[str, Any]) -> Any:
     """A nemo-run SSHTunnel whose fabric Connection is open (see the module docstring)."""
-    import paramiko
-    from fabric import Config, Connection
-
-    from nemotron_core.compat import nemo_run
+    import paramiko  # lazy: paramiko is a heavy import
+    from fabric import Config, Connection  # lazy: fabric is a heavy import
 
     if not cluster.get("host"):
         raise _fail(cluster, "no host (set host = \"login-node\" in the profile)")
@@ -159,7 +155,7 @@ def close(tunnel: Any) -> None:
 
 def connection_lost(exc: BaseException) -> bool:
     """True for the errors a dropped connection raises from a command or a file transfer."""
-    import paramiko
+    import paramiko  # lazy: paramiko is a heavy import
 
     return isinstance(exc, (paramiko.SSHException, EOFError, OSError)) and not isinstance(exc, SSHError)
 

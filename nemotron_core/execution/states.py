@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any
 
+from nemotron_core.contract import RESUME_EXIT_CODE, USER_ERROR_EXIT_CODE
 from nemotron_core.errors import NemotronError
 
 
@@ -96,16 +97,12 @@ class JobStatus:
     def resumable(self) -> bool:
         """Running again (with `resume: auto`) makes sense: the allocation ended, not the code
         (TIMEOUT, PREEMPTED, NODE_FAIL), or the script said so (contract.RESUME_EXIT_CODE)."""
-        from nemotron_core.contract import RESUME_EXIT_CODE
-
         return self.state in (JobState.TIMEOUT, JobState.PREEMPTED, JobState.NODE_FAIL) or (
             self.done and self.exit_code == RESUME_EXIT_CODE)
 
     @property
     def user_error(self) -> bool:
         """The script rejected its config or data (contract.USER_ERROR_EXIT_CODE): do not retry."""
-        from nemotron_core.contract import USER_ERROR_EXIT_CODE
-
         return self.state is JobState.FAILED and self.exit_code == USER_ERROR_EXIT_CODE
 
     @property

@@ -20,9 +20,13 @@ those tags (older submissions) are never swept.
 from __future__ import annotations
 
 import os
+import shutil
 from typing import Any, Callable
 
 from nemotron_core.errors import NemotronError
+from nemotron_core.execution.backends.docker import docker, tagged_containers
+from nemotron_core.execution.backends.slurm import list_tagged
+from nemotron_core.execution.backends.slurm_shell import SlurmShell
 from nemotron_core.execution.jobs import Job
 from nemotron_core.execution.refs import all_refs, refs_for_flow_run
 from nemotron_core.execution.states import JobStatus
@@ -37,7 +41,6 @@ def jobs_of_flow_run(flow_run_id: str) -> list[Job]:
 
 def _slurm_clusters(extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     clusters: dict[str, dict[str, Any]] = {}
-    from nemotron_core.execution.backends.slurm_shell import SlurmShell
 
     candidates = [extra] if extra else []
     if os.environ.get("SLURM_CONF"):
@@ -49,7 +52,6 @@ def _slurm_clusters(extra: dict[str, Any] | None = None) -> list[dict[str, Any]]
 
 def tagged_slurm_jobs(cluster: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Active Slurm jobs that this server and user submitted: {id, state, name, flow_run, key, job, server, user}."""
-    from nemotron_core.execution.backends.slurm import list_tagged
     from nemotron_core.execution.owner import current_user, server_identity
 
     server, user = server_identity(), current_user()
@@ -65,8 +67,6 @@ def tagged_slurm_jobs(cluster: dict[str, Any] | None = None) -> list[dict[str, A
 
 def _docker_hosts() -> list[str | None]:
     """The daemons to look at: this process's DOCKER_HOST (or the client's default), when a client exists."""
-    import shutil
-
     if not (os.environ.get("DOCKER_HOST") or shutil.which("docker") or os.access("/usr/bin/docker", os.X_OK)):
         return []
     return [os.environ.get("DOCKER_HOST") or None]
@@ -77,8 +77,6 @@ def tagged_docker_jobs() -> list[dict[str, str]]:
 
     A container whose JobRef exists is left to the ref: a rerun may have adopted it (Job.adopt), and
     a container's labels cannot change, so its label may name the dead flow run that submitted it."""
-    from nemotron_core.execution.backends.docker import tagged_containers
-
     known = {ref.tag for ref in all_refs() if ref.backend == "docker"}
     found: list[dict[str, Any]] = []
     for host in _docker_hosts():
@@ -90,16 +88,12 @@ def tagged_docker_jobs() -> list[dict[str, str]]:
 
 
 def _stop_container(tagged: dict[str, str]) -> None:
-    from nemotron_core.execution.backends.docker import docker
-
     docker(tagged["docker_host"] or None, "stop", "-t", "10", tagged["name"], timeout=90)
 
 
 def cancel_flow_run(flow_run_id: str, *, cluster: dict[str, Any] | None = None,
                     timeout: float = 60.0) -> dict[str, JobStatus | str]:
     """Cancel every still-active job of `flow_run_id`; returns {job: final status or 'scancel'/'docker stop'}."""
-    from nemotron_core.execution.backends.slurm_shell import SlurmShell
-
     done: dict[str, JobStatus | str] = {}
     seen_slurm_ids = set()
     for job in jobs_of_flow_run(flow_run_id):

@@ -16,6 +16,7 @@ import os
 import time
 from typing import Any, Callable, Iterable
 
+from nemotron_core.execution.backends.slurm_poll import poller_for
 from nemotron_core.execution.states import JobError, JobStatus
 
 
@@ -27,8 +28,6 @@ def track_slurm_jobs(job_ids: Iterable[str], *, cluster: dict[str, Any] | None =
     `cluster` is how to reach Slurm (a JobRef's `cluster`; default: this host's $SLURM_CONF).
     `on_poll` gets the statuses of the jobs still open after each poll.
     """
-    from nemotron_core.execution.backends.slurm_poll import poller_for
-
     poller = poller_for(cluster or {"tunnel": "local", "slurm_conf": os.environ.get("SLURM_CONF")})
     open_ids = [str(i) for i in job_ids]
     final: dict[str, JobStatus] = {}

@@ -181,21 +181,17 @@ def test_the_dry_run_plan_has_the_graph_the_flow_submits(tmp_path, monkeypatch):
     """The cheap half of the slow test above: the flow's own body walks the stage table with stub tasks
     (each submit records its stage and the upstream stage feeding each input; nothing runs) and the
     dry-run plan of a fresh state folder has the same runs with the same upstreams, the three evals included."""
-    import flows.cancellation
-    import tasks
-    import tasks.policy
-    import tasks.summary
-    from flows.nano3_full import nano3_full
+    import flows.nano3_full as full
     from pipeline.plan import plan_pipeline
 
     monkeypatch.setenv("NEMOTRON_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("NEMOTRON_ENV_FILE", "")
-    monkeypatch.setattr(tasks, "stage_task", _Task)
-    monkeypatch.setattr(tasks.policy, "runtime_options", lambda *args, **kwargs: {})
-    monkeypatch.setattr(tasks.summary, "summarize", lambda *args, **kwargs: None)
-    monkeypatch.setattr(flows.cancellation, "guard_flow_run", lambda: None)
+    monkeypatch.setattr(full, "stage_task", _Task)
+    monkeypatch.setattr(full, "runtime_options", lambda *args, **kwargs: {})
+    monkeypatch.setattr(full, "summarize", lambda *args, **kwargs: None)
+    monkeypatch.setattr(full, "guard_flow_run", lambda: None)
     monkeypatch.setattr(_Task, "submitted", [])
-    nano3_full.fn()  # the flow's body, without the Prefect engine
+    full.nano3_full.fn()  # the flow's body, without the Prefect engine
     flow_graph = _graph(_Task.submitted)
     assert len(flow_graph) == 9 and "eval <- model:rl, pretrain_data:data_pretrain, rl_data:data_rl" in flow_graph
     plan = plan_pipeline()

@@ -12,7 +12,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from nemotron_core.compat import nemo_run
 from nemotron_core.errors import NemotronError, ProfileError
+from nemotron_core.execution.options import job_options
 from nemotron_core.execution.refs import JobRef
 from nemotron_core.launch import Plan
 
@@ -23,8 +25,6 @@ class CloudBackend:
     kind = "dgxcloud"
 
     def submit(self, executor: Any, plan: Plan, ref: JobRef, secrets_path: Path | None) -> JobRef:
-        from nemotron_core.execution.options import job_options
-
         opts = job_options(executor)
         names = tuple(getattr(executor, "cloud_credentials", ()))
         missing = [n for n in names if not os.environ.get(n)]
@@ -70,10 +70,8 @@ class LeptonBackend(CloudBackend):
     kind = "lepton"
 
     def _reach(self, executor: Any, profile: str, names: tuple[str, ...]) -> None:
-        from nemotron_core.compat import nemo_run
-
         nemo_run()  # the leptonai import alias
-        from leptonai.api.v2.client import APIClient
+        from leptonai.api.v2.client import APIClient  # optional extra (leptonai)
 
         workspace = getattr(executor, "cloud_workspace", None)
         try:

@@ -21,6 +21,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from nemotron_core.execution.backends.cloud_command import job_command
+from nemotron_core.execution.options import job_options
+from nemotron_core.execution.skypilot_profile import render_task
 from nemotron_core.launch import Plan
 
 _PATCH = threading.Lock()  # one capture at a time: the swapped name is module-global
@@ -49,7 +51,7 @@ def _launch_script(executor: Any, plan: Plan, job_dir: str | Path, remote_dir: s
 
 def render_dgxcloud(executor: Any, plan: Plan, job_dir: str | Path) -> tuple[str, dict[str, Any], str]:
     """(url, payload, launch script) of DGXCloudExecutor.create_training_job, not sent."""
-    from nemo_run.core.execution import dgxcloud as module
+    from nemo_run.core.execution import dgxcloud as module  # lazy: nemo_run.core.execution is a heavy import
 
     ex = copy.copy(executor)
     ex.pvc_job_dir = remote_job_dir(ex.pvc_nemo_run_dir, job_dir)
@@ -75,7 +77,7 @@ def render_dgxcloud(executor: Any, plan: Plan, job_dir: str | Path) -> tuple[str
 
 def render_lepton(executor: Any, plan: Plan, job_dir: str | Path) -> tuple[dict[str, Any], str]:
     """(job spec, launch script) of LeptonExecutor.create_lepton_job, not sent."""
-    from nemo_run.core.execution import lepton as module
+    from nemo_run.core.execution import lepton as module  # lazy: nemo_run.core.execution is a heavy import
 
     ex = copy.copy(executor)
     ex.lepton_job_dir = remote_job_dir(ex.nemo_run_dir, job_dir)
@@ -107,13 +109,9 @@ def render_lepton(executor: Any, plan: Plan, job_dir: str | Path) -> tuple[dict[
 
 def render_request(executor: Any, plan: Plan, job_dir: str | Path) -> str:
     """The dry-run text: the request nemo-run would send, the credentials' names, the launch script."""
-    from nemotron_core.execution.options import job_options
-
     kind = type(executor).__name__
     opts = job_options(executor)
     if kind == "SkypilotExecutor":
-        from nemotron_core.execution.skypilot_profile import render_task
-
         return "\n".join([f"profile {opts.profile}", "SkyPilot task (nemo-run SkypilotExecutor.to_task), not launched:",
                           render_task(executor, plan, job_dir)])
     if kind == "DGXCloudExecutor":

@@ -35,6 +35,7 @@ from nemotron_core.execution.refs import JobRef
 from nemotron_core.execution.states import JobState, JobStatus
 from nemotron_core.launch import Plan
 from nemotron_core.execution.backends.wrapper import write_launch_script
+from nemotron_core.execution.logs import StreamFollower
 
 _RAY_STATES = {"PENDING": JobState.PENDING, "RUNNING": JobState.RUNNING, "SUCCEEDED": JobState.COMPLETED,
                "FAILED": JobState.FAILED, "STOPPED": JobState.CANCELLED}
@@ -52,7 +53,7 @@ _LOCK = threading.Lock()
 def client(address: str) -> Any:
     with _LOCK:
         if address not in _CLIENTS:
-            from ray.job_submission import JobSubmissionClient
+            from ray.job_submission import JobSubmissionClient  # lazy: ray.job_submission is a heavy import
 
             try:
                 _CLIENTS[address] = JobSubmissionClient(address)
@@ -129,8 +130,6 @@ class RayBackend:
     def follower(self, ref: JobRef) -> Any:
         """New log lines as the job writes them: `tail_job_logs` (a websocket the head pushes new text on),
         not `get_job_logs` at every poll, which re-sends the whole log each time (quadratic over a long job)."""
-        from nemotron_core.execution.logs import StreamFollower
-
         return StreamFollower(lambda: client(ref.cluster["address"]).tail_job_logs(ref.id), lambda: self.logs(ref),
                               name=f"ray-logs-{ref.id}")
 
