@@ -93,7 +93,10 @@ def _jobcomp(cluster: SlurmCluster, job_id: str) -> str:
 
 
 @pytest.mark.slurm
-def test_pretrain_on_two_nodes_matches_one_node(two_nodes, pretrain_data, stage, tmp_path, monkeypatch):
+@pytest.mark.parametrize("parallelism", ["ddp", pytest.param("fsdp", marks=pytest.mark.slow)])
+def test_pretrain_on_two_nodes_matches_one_node(two_nodes, pretrain_data, stage, tmp_path, monkeypatch,
+                                                parallelism):
+    """DDP, and (slow) FSDP: each node writes its shard of every checkpoint into the shared folder."""
     monkeypatch.setenv("SLURM_CONF", str(two_nodes.conf))
     # Reference: one process, the whole global batch of 16 in one micro-batch.
     ref = tmp_path / "one-node"
@@ -106,7 +109,7 @@ def test_pretrain_on_two_nodes_matches_one_node(two_nodes, pretrain_data, stage,
     profile = slurm_profile(nodes=2, ntasks_per_node=1, gpus_per_node=0, time="00:10:00",
                             slurm_conf=str(two_nodes.conf), rdzv_port=rdzv)
     s = stage(PRETRAIN, profile, "slurm", f"output_dir={out}", f"data_path={pretrain_data}", *SHORT,
-              "train.micro_batch_size=8", config="tiny")
+              "train.micro_batch_size=8", f"parallelism.data={parallelism}", config="tiny")
     script = (s.job_dir / "sbatch.sh")
     lines: list[str] = []
     job = submit(s.executor, s.plan, job_dir=s.job_dir)
@@ -126,6 +129,9 @@ def test_pretrain_on_two_nodes_matches_one_node(two_nodes, pretrain_data, stage,
     # The same samples and the same update, up to float summation order across ranks.
     assert res["metrics"]["final_loss"] == pytest.approx(single["metrics"]["final_loss"], abs=1e-3)
     assert res["metrics"]["final_loss"] < 6.0  # it learned something (ln 1024 = 6.93 at the start)
+    if parallelism == "fsdp":
+        shards = sorted(p.name for p in (out / "checkpoints" / "step_00000030" / "dcp").iterdir())
+        assert shards == [".metadata", "__0_0.distcp", "__1_0.distcp"] and (out / "model/model.safetensors").is_file()
 
 
 CLUSTER_PROFILE = """[cluster]

@@ -69,7 +69,8 @@ def test_default_yaml_is_the_published_nemotron_3_nano_shape():
         (131072, 64, 128, 2)
     info = modellib.describe(model)
     assert 31.0e9 < info["parameters"] < 32.0e9 and 3.4e9 < info["active_parameters"] < 3.7e9, info
-    assert cfg["parallelism"] == {"tensor": 1, "sequence": False, "expert": 8, "fsdp": True}
+    assert cfg["parallelism"] == {"data": "fsdp", "activation_checkpointing": True, "tensor": 1, "sequence": False,
+                                  "expert": 8}
     assert cfg["train"]["moe_aux_loss_coef"] == 1.0e-4 and cfg["train"]["seq_length"] == 8192
 
 

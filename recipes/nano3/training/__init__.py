@@ -11,6 +11,9 @@ One job per module; the two train.py scripts read top to bottom and call these:
 - `packed`      SFT batches: packed Parquet rows, loss mask -> targets, per-conversation positions
 - `optim`       AdamW (decay on matrices only) + linear warmup / cosine decay
 - `checkpoint`  atomic checkpoints (temp dir + rename), `latest()`, trainer state with RNG and data position
+- `parallelize` DDP or FSDP2 (`parallelism.data`: fully_shard per block + root, bf16 on GPU, `auto` by size)
+- `dcp_checkpoint` sharded checkpoints (torch.distributed.checkpoint): one shard per rank, async, reshard on
+                load, `consolidate` -> HF safetensors
 - `metrics`     metrics.jsonl (step, loss, lr, tokens/s, elapsed) + W&B (offline unless a key is set)
 - `signals`     SIGTERM/SIGUSR1 -> stop flag -> checkpoint, PREEMPTED.json, exit RESUME_EXIT_CODE (75)
 - `loop`        the training step and loop (grad accumulation, clipping, eval, logging, checkpoints)

@@ -2,16 +2,20 @@
 
     output_dir/checkpoints/
       step_00000500/                 a complete checkpoint (the rename is the commit)
-        model/                       HF layout: config.json, generation_config.json, model.safetensors, tokenizer
-        optimizer.pt                 optimizer + LR scheduler state_dicts
+        model/                       DDP / one process: HF layout (config.json, model.safetensors, tokenizer)
+        optimizer.pt                 DDP / one process: optimizer + LR scheduler state_dicts (rank 0)
+        dcp/ hf/ scheduler.pt        parallelism.data fsdp: every rank's shards instead (dcp_checkpoint.py)
         trainer_state.json           step, consumed_samples (the data position), tokens, elapsed, wandb id, ...
         rng/rank_00000.pt            python / numpy / torch (+ cuda) RNG states, one file per rank
         COMPLETE                     written last, just before the rename
       .tmp-step_00000600/            being written (or left by a kill): ignored, removed on the next start
 
 A kill at any moment leaves either the previous checkpoints only, or a new complete
-one: `latest()` considers only `step_<8 digits>` dirs that hold COMPLETE. In a DDP run
-every rank writes its RNG file into the same temp dir, rank 0 writes the rest and renames.
+one: `latest()` considers only `step_<8 digits>` dirs that hold COMPLETE. Every rank writes
+its RNG file (and, sharded, its shards) into the same temp dir; rank 0 writes the rest and
+renames once all ranks are done. An async save (checkpoint.async_save, sharded only) returns
+a `Pending` while the shards are written in the background; rank 0 commits it (COMPLETE +
+rename) when the writes are done, so a kill meanwhile leaves only a temp dir.
 """
 
 from __future__ import annotations
@@ -21,8 +25,11 @@ import os
 import random
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from . import dcp_checkpoint
 from . import model as modellib
 from .runtime import Runtime, barrier
 
@@ -91,8 +98,45 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state(state["cuda"])
 
 
-def save(folder: Path, *, rt: Runtime, model, tokenizer, optimizer, scheduler, state: dict, keep: int) -> Path:
-    """Write checkpoint `state["step"]` atomically (all ranks call this); returns its path."""
+@dataclass
+class Pending:
+    """An async save: the shards are being written; `commit` makes it a checkpoint (rank 0)."""
+
+    future: Any
+    tmp: Path
+    final: Path
+    step: int
+    keep: int
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    def wait(self) -> None:
+        self.future.result()  # raises what the writer raised
+
+
+def _commit(tmp: Path, final: Path, step: int, keep: int) -> None:
+    """COMPLETE, fsync, rename, keep the newest `keep` (rank 0, once every rank's files are written)."""
+    (tmp / COMPLETE).write_text(f"{step}\n")
+    _fsync_tree(tmp)
+    if final.exists():  # a re-run of the same step (resume: never): replace it
+        shutil.rmtree(final)
+    os.rename(tmp, final)
+    for old in complete(final.parent)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def commit(pending: Pending, rt: Runtime) -> None:
+    """Finish an async save: wait for this rank's writes; rank 0 commits (no collective)."""
+    pending.wait()
+    if rt.is_main:
+        _commit(pending.tmp, pending.final, pending.step, pending.keep)
+
+
+def save(folder: Path, *, rt: Runtime, model, tokenizer, optimizer, scheduler, state: dict, keep: int,
+         sharded: bool = False, asynchronous: bool = False) -> Path | Pending:
+    """Write checkpoint `state["step"]` atomically (all ranks call this); returns its path, or a
+    `Pending` for an async sharded save (pass it to `commit`)."""
     import torch
 
     final = folder / name(state["step"])
@@ -103,32 +147,38 @@ def save(folder: Path, *, rt: Runtime, model, tokenizer, optimizer, scheduler, s
     barrier(rt)
     torch.save(rng_state(), tmp / "rng" / f"rank_{rt.rank:05d}.pt")
     if rt.is_main:
-        modellib.save(model, tokenizer, tmp / "model")
-        torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
+        if sharded:
+            dcp_checkpoint.write_side_files(tmp, model=model, tokenizer=tokenizer, scheduler=scheduler)
+        else:
+            modellib.save(model, tokenizer, tmp / "model")
+            torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+                       tmp / "optimizer.pt")
         (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
+    future = dcp_checkpoint.save(tmp, model=model, optimizer=optimizer, asynchronous=asynchronous) \
+        if sharded else None
+    if future is not None:
+        return Pending(future, tmp, final, state["step"], keep)
     barrier(rt)
     if rt.is_main:
-        (tmp / COMPLETE).write_text(f"{state['step']}\n")
-        _fsync_tree(tmp)
-        if final.exists():  # a re-run of the same step (resume: never): replace it
-            shutil.rmtree(final)
-        os.rename(tmp, final)
-        for old in complete(folder)[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
+        _commit(tmp, final, state["step"], keep)
     barrier(rt)
     return final
 
 
 def load(ckpt: Path, *, rt: Runtime, model, optimizer, scheduler) -> dict:
-    """Restore weights, optimizer, scheduler and this rank's RNG; returns trainer_state.json."""
+    """Restore weights, optimizer, scheduler and this rank's RNG; returns trainer_state.json.
+    A sharded checkpoint loads into any number of ranks; a full one into DDP or one process."""
     import torch
 
-    modellib.load_weights(model, ckpt / "model")
-    opt = torch.load(ckpt / "optimizer.pt", map_location=rt.device, weights_only=True)
-    optimizer.load_state_dict(opt["optimizer"])
-    sched = dict(opt["scheduler"])
-    sched["lr_lambdas"] = [None] * len(sched.get("lr_lambdas") or [None])  # the schedule comes from the config
-    scheduler.load_state_dict(sched)
+    if dcp_checkpoint.is_sharded(ckpt):
+        dcp_checkpoint.load(ckpt, model=model, optimizer=optimizer, scheduler=scheduler)
+    else:
+        modellib.load_weights(model, ckpt / "model")
+        opt = torch.load(ckpt / "optimizer.pt", map_location=rt.device, weights_only=True)
+        optimizer.load_state_dict(opt["optimizer"])
+        sched = dict(opt["scheduler"])
+        sched["lr_lambdas"] = [None] * len(sched.get("lr_lambdas") or [None])  # the schedule comes from the config
+        scheduler.load_state_dict(sched)
     rng = ckpt / "rng" / f"rank_{rt.rank:05d}.pt"
     if rng.is_file():  # absent when the world size grew: that rank keeps its fresh seed
         set_rng_state(torch.load(rng, weights_only=False))  # our own file: numpy/python states are pickled

@@ -1,23 +1,25 @@
 """The training step and loop, shared by pretrain and SFT.
 
 `train_step` is one optimizer step: for each of this rank's micro-batches, forward
-(under bf16 autocast on GPU), summed cross-entropy over the targets, backward (DDP
-gradient sync only on the last micro-batch); the loss is divided by the number of
+(under bf16 autocast on GPU), summed cross-entropy over the targets, backward (DDP/FSDP
+gradient reduction only on the last micro-batch); the loss is divided by the number of
 targets of the whole global batch, so gradient accumulation and data parallelism give
 the same update as one big batch (and SFT's masked tokens weigh nothing). A mixture-of-experts
 model (NemotronH) adds `train.moe_aux_loss_coef` x the routers' load-balancing loss (moe.py),
 averaged over the micro-batches. Then gradient clipping, AdamW, the LR schedule.
 
-`fit` runs the loop: resume from the newest complete checkpoint (resume: auto), global
+`fit` runs the loop: spread the model over the ranks (parallelize.py: DDP or FSDP2), resume
+from the newest complete checkpoint (resume: auto; a sharded one at any number of ranks), global
 sample index -> micro-batches for this rank, metrics every log.interval steps (MoE: tokens
 per expert, the aux loss), valid loss every eval.interval steps, checkpoints every
-checkpoint.interval steps and at the end, stop signals -> checkpoint -> `Preempted`. It ends with the final model exported to
-output_dir/model and returns the run summary for RESULT.json.
+checkpoint.interval steps and at the end (async ones committed when written; the last one and
+a preemption's are synchronous), stop signals -> checkpoint -> `Preempted`. It ends with the final
+model exported to output_dir/model (consolidated from the shards with FSDP) and returns the run
+summary for RESULT.json.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import shutil
@@ -26,9 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nemotron_core.errors import ConfigError
+
 from recipes.nano3.common.outputs import RESULT
 
-from . import checkpoint, optim, settings
+from . import checkpoint, dcp_checkpoint, optim, parallelize, settings
 from . import model as modellib
 from .data import IGNORE
 from .metrics import Metrics
@@ -68,14 +72,13 @@ def train_step(model, optimizer, scheduler, micro_batches: list, *, rt: Runtime,
     """
     import torch
 
-    scale = rt.world_size / max(1.0, num_targets)  # DDP averages gradients over ranks
+    scale = rt.world_size / max(1.0, num_targets)  # DDP and FSDP average gradients over ranks
     total = torch.zeros((), device=rt.device)
     aux_total = torch.zeros((), device=rt.device)
     routed = moe is not None and moe.active
     last = len(micro_batches) - 1
     for k, mb in enumerate(micro_batches):
-        sync = contextlib.nullcontext() if k == last or not rt.distributed else model.no_sync()
-        with sync:
+        with parallelize.grad_sync(model, k == last or not rt.distributed):
             if routed:
                 moe.recording = True
             loss = loss_sum(model, mb, rt) * scale
@@ -85,30 +88,39 @@ def train_step(model, optimizer, scheduler, micro_batches: list, *, rt: Runtime,
                 aux = moe.aux_loss()
                 if aux is not None:
                     aux_total += aux.detach() / len(micro_batches)
-                    if aux_coef:  # a mean over micro-batches; DDP's gradient mean makes it one over ranks
+                    if aux_coef:  # a mean over micro-batches; the gradient mean makes it one over ranks
                         objective = loss + aux * (aux_coef / len(micro_batches))
             objective.backward()
         total += loss.detach()
     if routed:
         moe.last_aux = aux_total
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip) if grad_clip > 0 else None
+    norm = parallelize.local(norm)  # FSDP: a DTensor of the global norm
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return total, norm
 
 
-def evaluate(model, data, *, rt: Runtime, batches: int, micro: int) -> float:
-    """Mean token loss over the first `batches` micro-batches of `data` (the same every time)."""
+def evaluate(model, data, *, rt: Runtime, batches: int, micro: int, lockstep: bool = False) -> float:
+    """Mean token loss over the first `batches` micro-batches of `data` (the same every time).
+
+    `lockstep` (FSDP: each forward all-gathers with every rank): all ranks run the same number of
+    forwards, a rank past the last batch repeats batch 0 and does not count it."""
+    import math
+
     import torch
 
     model.eval()
     s, n = 0.0, 0
+    end = math.ceil(batches / rt.world_size) * rt.world_size if lockstep else batches
     with torch.no_grad():
-        for k in range(rt.rank, batches, rt.world_size):
-            b = data.batch(k * micro, micro).to(rt.device)
-            s += float(loss_sum(model, b, rt))
-            n += b.num_targets()
+        for k in range(rt.rank, end, rt.world_size):
+            b = data.batch((k if k < batches else 0) * micro, micro).to(rt.device)
+            loss = float(loss_sum(model, b, rt))
+            if k < batches:
+                s += loss
+                n += b.num_targets()
     model.train()
     s, n = all_sum(rt, [s, n])
     return s / max(1, n)
@@ -187,12 +199,22 @@ def fit(job: Job) -> dict:
     ckpts = _prepare_output(job)
 
     model = job.model.to(rt.device)
+    par = cfg["parallelism"]
+    mode = parallelize.choose(par["data"], parameters=sum(p.numel() for p in model.parameters()),
+                              world_size=rt.world_size, memory=parallelize.device_memory(rt))
+    sharded = mode == "fsdp"  # DCP checkpoints, also at one process (so a run can move between 1 and N ranks)
+    # FSDP shards in place (model's parameters become DTensors): the optimizer is built on them
+    net = parallelize.apply(model, rt, mode, checkpointing=par["activation_checkpointing"])
     optimizer, scheduler = optim.build(model, cfg["optim"], max_steps, rt.device_type)
     state = {"step": 0, "consumed_samples": 0, "tokens": 0, "elapsed": 0.0, "wandb_id": None,
              "config_digest": settings.digest(cfg), "resumes": 0, "loss": None, "valid_loss": None}
     _seed(cfg["seed"], rt.rank)
     ckpt = checkpoint.latest(ckpts) if cfg["resume"] == "auto" else None
     if ckpt is not None:
+        if parallelize.is_sharded(net) and not dcp_checkpoint.is_sharded(ckpt):
+            raise ConfigError(f"config key 'parallelism.data': {ckpt} was written by ddp (one full copy) and "
+                              f"this run shards the model (fsdp); resume it with parallelism.data=ddp, or "
+                              f"start over with resume=never")
         saved = checkpoint.load(ckpt, rt=rt, model=model, optimizer=optimizer, scheduler=scheduler)
         if rt.is_main and saved.get("config_digest") != state["config_digest"]:
             print(f"warning: {ckpt} was written with another config; continuing with this one", flush=True)
@@ -201,13 +223,6 @@ def fit(job: Job) -> dict:
         print(f"resumed from {ckpt} (step {state['step']}, {state['consumed_samples']} samples)", flush=True)
     resumed_at = state["step"] if ckpt is not None else None
 
-    net = model
-    if rt.distributed:
-        from torch.nn.parallel import DistributedDataParallel
-
-        # no buffer broadcast: the only buffers (RoPE tables) are the same on every rank
-        net = DistributedDataParallel(model, device_ids=[rt.local_rank] if rt.device_type == "cuda" else None,
-                                      broadcast_buffers=False)
     if rt.compile:
         net = torch.compile(net)
     net.train()
@@ -221,15 +236,28 @@ def fit(job: Job) -> dict:
     flag = signals.install()  # (again) after wandb.init, which may install handlers of its own
     last_saved = resumed_at
     seq = job.train.seq_length
+    pending: checkpoint.Pending | None = None  # an async save being written
 
-    def save() -> Path:
-        nonlocal last_saved
+    def settle(wait: bool) -> None:
+        """Commit the async save once its writes are done (now, when `wait`)."""
+        nonlocal pending
+        if pending is not None and (wait or pending.done()):
+            checkpoint.commit(pending, rt)
+            pending = None
+
+    def save(asynchronous: bool = False) -> Path:
+        nonlocal last_saved, pending
+        settle(wait=True)  # one async save at a time
         state["elapsed"] = elapsed()
         if last_loss is not None:  # the last step's loss (all ranks): a re-run after the end reports it
             state["loss"] = all_sum(rt, [float(last_loss)])[0] / rt.world_size
         path = checkpoint.save(ckpts, rt=rt, model=model, tokenizer=job.tokenizer, optimizer=optimizer,
-                               scheduler=scheduler, state=dict(state), keep=ck["keep"])
+                               scheduler=scheduler, state=dict(state), keep=ck["keep"], sharded=sharded,
+                               asynchronous=asynchronous and sharded)
         last_saved = state["step"]
+        if isinstance(path, checkpoint.Pending):
+            pending = path
+            return path.final
         return path
 
     t_start, elapsed0 = time.perf_counter(), state["elapsed"]
@@ -245,6 +273,7 @@ def fit(job: Job) -> dict:
             batches, targets = next_batches(job.train, state["consumed_samples"], rt=rt, micro=micro, accum=accum)
             num_targets, stop = all_sum(rt, [targets, float(flag.requested)])
             if stop:
+                settle(wait=True)
                 path = save() if last_saved != state["step"] else ckpts / checkpoint.name(state["step"])
                 raise Preempted(flag.signum or 15, state["step"], path)
             lr = optimizer.param_groups[0]["lr"]
@@ -276,21 +305,28 @@ def fit(job: Job) -> dict:
             if job.valid is not None and ((ev["interval"] and step % ev["interval"] == 0) or step == max_steps):
                 t_eval = time.perf_counter()
                 # the bare model: ranks may run different numbers of eval batches (no DDP collectives)
-                state["valid_loss"] = evaluate(model, job.valid, rt=rt, batches=ev["batches"], micro=micro)
+                state["valid_loss"] = evaluate(model, job.valid, rt=rt, batches=ev["batches"], micro=micro,
+                                               lockstep=parallelize.is_sharded(net))
                 row = {**(row or {"step": step, "elapsed": elapsed()}), "valid_loss": state["valid_loss"]}
                 paused += time.perf_counter() - t_eval
             if ck["interval"] and step % ck["interval"] == 0 and step < max_steps:
                 t_save = time.perf_counter()
-                save()
+                save(asynchronous=ck["async_save"])
                 paused += time.perf_counter() - t_save
+            elif rt.is_main:
+                settle(wait=False)
             if row is not None:
                 metrics.log(row)
             if new_window:
                 window_t0, paused = time.perf_counter(), 0.0
 
+        settle(wait=True)
         final = save() if last_saved != state["step"] else ckpts / checkpoint.name(state["step"])
         if rt.is_main:
-            export_model(final, out)
+            if dcp_checkpoint.is_sharded(final):  # one full copy of the weights, on rank 0 only
+                dcp_checkpoint.consolidate(final, out / "model")
+            else:
+                export_model(final, out)
         barrier(rt)
         summary = {
             "steps": state["step"], "samples": state["consumed_samples"], "tokens": state["tokens"],
@@ -299,6 +335,7 @@ def fit(job: Job) -> dict:
             "resumed_from_step": resumed_at, "steps_this_attempt": steps_here,
             "tokens_per_s": round(steps_here * gbs * seq / step_seconds, 1) if step_seconds else None,
             "checkpoint": str(final.relative_to(out)), "grad_accum_steps": accum, "wandb_id": state["wandb_id"],
+            "parallelism": mode,
         }
         metrics.summary({k: v for k, v in summary.items() if isinstance(v, (int, float)) and v is not None})
         exit_code = 0

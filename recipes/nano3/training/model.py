@@ -151,7 +151,7 @@ def build(mcfg: dict, tokenizer, seed: int):
                                                  dtype=torch.float32)
     except Exception as e:  # noqa: BLE001  e.g. an unknown hidden_act: only the config can cause it here
         raise ConfigError(f"config key 'model': cannot build {config.model_type}: {type(e).__name__}: {e}") from None
-    _generation_defaults(model, tokenizer)
+    generation_defaults(model, tokenizer)
     return model
 
 
@@ -171,7 +171,7 @@ def load(path: str | Path, key: str, attn_implementation: str = "sdpa"):
     from transformers import AutoModelForCausalLM
 
     folder = model_dir(path, key)
-    _quiet()
+    quiet()
     try:
         model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32,
                                                      attn_implementation=attn_implementation)
@@ -181,14 +181,14 @@ def load(path: str | Path, key: str, attn_implementation: str = "sdpa"):
     return model, tok
 
 
-def _quiet() -> None:
+def quiet() -> None:
     """No "Loading weights" / "Writing model shards" progress bars in job logs."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
 
 
-def _generation_defaults(model, tokenizer) -> None:
+def generation_defaults(model, tokenizer) -> None:
     """Generation stops at <|endoftext|> and at <|im_end|> (end of an assistant turn)."""
     ids = special_ids(tokenizer)
     stop = [ids["eos_token_id"]]
@@ -201,8 +201,8 @@ def _generation_defaults(model, tokenizer) -> None:
 
 def save(model, tokenizer, folder: Path) -> None:
     """HF layout: config.json, generation_config.json, model.safetensors, tokenizer files."""
-    _quiet()
-    _generation_defaults(model, tokenizer)
+    quiet()
+    generation_defaults(model, tokenizer)
     model.save_pretrained(str(folder), safe_serialization=True)
     tokenizer.save_pretrained(str(folder))
 
@@ -279,7 +279,7 @@ def _converted_state(model, folder: Path) -> dict:
     transformers' own conversion into a fresh model of the same class, then taken as they are."""
     import torch
 
-    _quiet()
+    quiet()
     try:
         loaded = type(model).from_pretrained(str(folder), dtype=torch.float32)
     except (OSError, ValueError) as e:

@@ -21,6 +21,7 @@ from recipes.nano3.common import config as cfglib
 
 RESUME = ("auto", "never")
 DEVICES = ("auto", "cpu", "cuda")
+DATA_PARALLEL = ("auto", "ddp", "fsdp")
 BACKENDS = ("auto", "gloo", "nccl")
 PRECISIONS = ("auto", "fp32", "bf16")
 WANDB_MODES = ("auto", "offline", "online", "disabled")
@@ -44,14 +45,17 @@ COMMON = {
         "grad_clip": 1.0,  # max global grad norm; 0 = off
         "moe_aux_loss_coef": 1.0e-3,  # x the routers' load-balancing loss (MoE models only; 0 = off)
     },
-    # The layout at scale, written down with the config: checked here, applied by the trainer
-    # only as far as it goes today (DDP over all ranks); the sharded layouts land with the
-    # sharded-training work. Sizes are ranks per group (1 = not split that way).
+    # How the model is spread over the ranks. `data` and `activation_checkpointing` are applied
+    # (parallelize.py); tensor/sequence/expert are the layout at scale written down with the config,
+    # checked here and not applied yet (FSDP shards the experts with the rest of each block).
+    # Sizes are ranks per group (1 = not split that way).
     "parallelism": {
+        "data": "auto",  # ddp (replicate) | fsdp (FSDP2: shard weights, grads, optimizer state; DCP checkpoints)
+        # | auto (fsdp when 16 bytes/param exceed half of one device's memory at several ranks)
+        "activation_checkpointing": False,  # recompute each block's activations in the backward
         "tensor": 1,  # tensor-parallel ranks (attention/MLP/Mamba matrices split)
         "sequence": False,  # sequence parallelism over the tensor-parallel group
         "expert": 1,  # expert-parallel ranks: the routed experts of each MoE layer split across them
-        "fsdp": False,  # shard the non-expert weights, gradients and optimizer state (FSDP/ZeRO-3)
     },
     "optim": {
         "lr": 3.0e-3,
@@ -79,6 +83,7 @@ COMMON = {
     "checkpoint": {
         "interval": 500,  # steps between checkpoints (and one at the end); 0 = only at the end
         "keep": 2,  # newest complete checkpoints kept
+        "async_save": False,  # fsdp: write the shards in the background (dcp.async_save); the last one is sync
     },
 }
 
@@ -137,7 +142,8 @@ def check(cfg: dict, kind: str) -> None:
         _path(cfg, key)
     _number(cfg, "seed", 0, integer=True)
     for key, choices in (("resume", RESUME), ("runtime.device", DEVICES), ("runtime.backend", BACKENDS),
-                         ("runtime.precision", PRECISIONS), ("log.wandb.mode", WANDB_MODES)):
+                         ("runtime.precision", PRECISIONS), ("log.wandb.mode", WANDB_MODES),
+                         ("parallelism.data", DATA_PARALLEL)):
         cfglib.choice(cfg, key, list(choices))
     threads = _get(cfg, "runtime.threads")
     if threads != "auto":
@@ -153,7 +159,7 @@ def check(cfg: dict, kind: str) -> None:
     _number(cfg, "train.moe_aux_loss_coef", 0)
     for key in ("parallelism.tensor", "parallelism.expert"):
         _number(cfg, key, 1, integer=True)
-    for key in ("parallelism.sequence", "parallelism.fsdp"):
+    for key in ("parallelism.sequence", "parallelism.activation_checkpointing", "checkpoint.async_save"):
         if not isinstance(_get(cfg, key), bool):
             raise ConfigError(f"config key '{key}': {_get(cfg, key)!r} must be true or false")
     _number(cfg, "optim.lr", 0, lo_open=True)

@@ -1,0 +1,280 @@
+"""FSDP2 training and sharded (DCP) checkpoints: recipes/nano3/training/{parallelize,dcp_checkpoint}.py.
+
+CI (cheap, seconds): the `auto` rule, config errors, a sharded checkpoint round trip in one
+process (async save + commit, save, load, consolidate to the HF folder).
+
+Slow (-m slow; each run of the trainer costs 20-40 s here): one 2-rank gloo FSDP run (torchrun)
+whose checkpoints hold one shard file per rank, whose output model is consolidated, and whose
+checkpoint loads into one process (the optimizer state resharded to full size). The loss curves:
+2 ranks FSDP vs 1 process from the same seed; resumed 2 -> 1 and 1 -> 2 ranks with the same global
+batch (micro-batch 8 x 2 ranks = 16 x 1). Tolerance: every logged training loss within 1e-3 of
+the reference (the reduce-scatter sums in another order; the MoE top-k routing can then send a
+token to another expert; seen: 1e-6 over 8 steps, 2e-4 over 20). The valid loss is not compared
+across ranks: `eval.batches` counts micro-batches, so its sample count follows the micro-batch
+size. SIGTERM and SIGKILL with FSDP resume to the same final loss within the same tolerance.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nemotron_core.errors import ConfigError
+from recipes.nano3.training import checkpoint, dcp_checkpoint, optim, parallelize, settings
+from recipes.nano3.training import model as modellib
+from recipes.nano3.training.runtime import Runtime
+
+from .test_trainers import PREP, QUIET, REPO, TRAIN, env, losses, result, rows, run, wait_for
+
+TOL = 1e-3  # a logged loss vs the reference's (see the module docstring)
+# 8 steps, checkpoints at 4 and 8, eval at 4 and 8; one thread per process (2 cores, 2 ranks)
+SHORT = ["train.max_steps=8", "checkpoint.interval=4", "eval.interval=4", "log.interval=2", "eval.batches=3",
+         "runtime.threads=1", *QUIET]
+
+
+def fsdp_cmd(out: Path, data: Path, ranks: int, *overrides: str) -> list[str]:
+    """`ranks` processes with the tiny config's global batch (16): micro-batch 16 / ranks."""
+    script = [str(TRAIN["pretrain"]), "--config", "tiny", f"output_dir={out}", f"data_path={data}", *SHORT,
+              "parallelism.data=fsdp", f"train.micro_batch_size={16 // ranks}", *overrides]
+    if ranks == 1:
+        return [sys.executable, *script]
+    return [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc-per-node", str(ranks),
+            *script]
+
+
+def close(a: list[tuple], b: list[tuple]) -> bool:
+    """Same steps, every training loss within TOL."""
+    train_a, train_b = [(r[0], r[1]) for r in a if r[1] is not None], [(r[0], r[1]) for r in b if r[1] is not None]
+    return [r[0] for r in train_a] == [r[0] for r in train_b] and \
+        all(abs(x[1] - y[1]) <= TOL for x, y in zip(train_a, train_b))
+
+
+def resume_copy(src: Path, dst: Path, step: int) -> Path:
+    """A fresh output folder holding only src's checkpoint at `step` (what a requeued job finds)."""
+    (dst / "checkpoints").mkdir(parents=True)
+    shutil.copytree(src / "checkpoints" / checkpoint.name(step), dst / "checkpoints" / checkpoint.name(step))
+    return dst
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("fsdp") / "pretrain-data"
+    run([sys.executable, str(PREP["pretrain"]), "--config", "tiny", f"output_dir={out}"])
+    return out
+
+
+@pytest.fixture(scope="module")
+def fsdp2(data) -> Path:
+    out = data.parent / "fsdp-2-ranks"
+    run(fsdp_cmd(out, data, 2))
+    return out
+
+
+@pytest.fixture(scope="module")
+def one(data) -> Path:
+    """1 process, parallelism fsdp: nothing to shard, DCP checkpoints (the reference curve)."""
+    out = data.parent / "fsdp-1-rank"
+    run(fsdp_cmd(out, data, 1))
+    return out
+
+
+# ---- the rule and the config -----------------------------------------------------------------
+def test_auto_picks_fsdp_when_a_replica_needs_over_half_a_device():
+    gib = 1 << 30
+    assert parallelize.choose("auto", parameters=700_000, world_size=2, memory=8 * gib) == "ddp"
+    # 1.9B params x 16 B = 30 GB > 40 GB (half of an 80 GB H100) no; 3B x 16 = 48 GB > 40 GB yes
+    assert parallelize.choose("auto", parameters=1_900_000_000, world_size=8, memory=80 * gib) == "ddp"
+    assert parallelize.choose("auto", parameters=3_000_000_000, world_size=8, memory=80 * gib) == "fsdp"
+    assert parallelize.choose("auto", parameters=3_000_000_000, world_size=1, memory=80 * gib) == "ddp"
+    assert parallelize.choose("ddp", parameters=3_000_000_000, world_size=8, memory=80 * gib) == "ddp"
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("parallelism.data=fdsp", "config key 'parallelism.data': 'fdsp' is not one of"),
+    ("parallelism.activation_checkpointing=1", "config key 'parallelism.activation_checkpointing'"),
+    ("checkpoint.async_save=later", "config key 'checkpoint.async_save'"),
+])
+def test_parallelism_config_errors_name_the_key(tmp_path, override, needle):
+    argv = ["--config", "tiny", f"output_dir={tmp_path}", f"data_path={tmp_path}", override]
+    with pytest.raises(ConfigError, match=needle.replace("(", r"\(")):
+        settings.load(argv, script=TRAIN["pretrain"], kind="pretrain")
+
+
+def test_default_configs_shard_the_big_model():
+    for stage in ("pretrain", "sft"):
+        cfg = settings.load(["--config", "default", "output_dir=/x", "data_path=/x", "base_model=/x"]
+                            if stage == "sft" else ["--config", "default", "output_dir=/x", "data_path=/x"],
+                            script=TRAIN[stage], kind=stage)
+        assert cfg["parallelism"]["data"] == "fsdp" and cfg["checkpoint"]["async_save"] is True, stage
+
+
+# ---- a sharded checkpoint in one process ----------------------------------------------------
+def small_tokenizer():
+    """A real (fast) tokenizer of 100 words, built in memory: what save/consolidate write out."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<|endoftext|>": 0, "<|pad|>": 1, **{f"w{i}": i for i in range(2, 100)}}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<|pad|>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|endoftext|>", pad_token="<|pad|>")
+
+
+def tiny(data: Path | None = None, seed: int = 0):
+    """The tiny config's model (vocabulary: the data's tokenizer, or 100 words), AdamW, schedule."""
+    from omegaconf import OmegaConf
+
+    mcfg = OmegaConf.to_container(OmegaConf.load(TRAIN["pretrain"].parent / "config/tiny.yaml"))["model"]
+    tok = modellib.load_tokenizer(data / "tokenizer", "data_path") if data is not None else small_tokenizer()
+    model = modellib.build(mcfg, tok, seed=seed)
+    ocfg = settings.COMMON["optim"]
+    return model, tok, *optim.build(model, ocfg, 10, "cpu")
+
+
+def one_step(model, optimizer, scheduler) -> None:
+    import torch
+
+    ids = torch.arange(32).view(2, 16) % 100
+    model(input_ids=ids, labels=ids).loss.backward()
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad()
+
+
+def test_sharded_checkpoint_round_trip_async_commit_and_consolidation(tmp_path):
+    import torch
+
+    model, tok, opt, sched = tiny()
+    one_step(model, opt, sched)
+    folder, rt = tmp_path / "checkpoints", Runtime()
+    pending = checkpoint.save(folder, rt=rt, model=model, tokenizer=tok, optimizer=opt, scheduler=sched,
+                              state={"step": 1}, keep=2, sharded=True, asynchronous=True)
+    assert isinstance(pending, checkpoint.Pending)
+    checkpoint.commit(pending, rt)  # waits for the writer, then COMPLETE + rename
+    one_step(model, opt, sched)
+    path = checkpoint.save(folder, rt=rt, model=model, tokenizer=tok, optimizer=opt, scheduler=sched,
+                           state={"step": 2}, keep=2, sharded=True)
+    assert [checkpoint.step_of(c) for c in checkpoint.complete(folder)] == [1, 2] and path == folder / "step_00000002"
+    assert sorted(p.name for p in (path / "dcp").iterdir()) == [".metadata", "__0_0.distcp"]
+
+    assert checkpoint.latest(folder) == path and sorted(p.name for p in path.iterdir()) == \
+        [checkpoint.COMPLETE, "dcp", "hf", "rng", "scheduler.pt", "trainer_state.json"]
+
+    other, _, opt2, sched2 = tiny(seed=1)
+    checkpoint.load(path, rt=rt, model=other, optimizer=opt2, scheduler=sched2)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values()))
+    assert sched2.last_epoch == 2 and opt2.state_dict()["state"][0]["step"] == opt.state_dict()["state"][0]["step"]
+    assert torch.equal(opt2.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
+
+    hf = dcp_checkpoint.consolidate(path, tmp_path / "model")  # what the export and a publish read
+    loaded, tok2 = modellib.load(hf, "model")
+    assert tok2 is not None and not (tmp_path / ".tmp-model").exists()
+    assert loaded.state_dict().keys() == model.state_dict().keys()
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in model.state_dict().items())
+
+
+# ---- 2 gloo ranks (torchrun), slow --------------------------------------------------------------
+@pytest.mark.slow
+def test_fsdp_two_ranks_write_one_shard_per_rank_and_a_consolidated_model(fsdp2):
+    res = result(fsdp2)
+    assert res["runtime"]["world_size"] == 2 and res["metrics"]["steps"] == 8
+    assert res["metrics"]["parallelism"] == "fsdp"
+    ckpts = checkpoint.complete(fsdp2 / "checkpoints")
+    assert [checkpoint.step_of(c) for c in ckpts] == [4, 8]
+    for c in ckpts:
+        assert sorted(p.name for p in (c / "dcp").iterdir()) == [".metadata", "__0_0.distcp", "__1_0.distcp"]
+        assert sorted(p.name for p in (c / "rng").iterdir()) == ["rank_00000.pt", "rank_00001.pt"]
+        assert not (c / "model").exists() and not (c / "optimizer.pt").exists()
+    assert (fsdp2 / "model" / "model.safetensors").is_file() and (fsdp2 / "model" / "tokenizer.json").is_file()
+    assert all(r["loss"] < 7.5 for r in rows(fsdp2) if "loss" in r)
+
+
+@pytest.mark.slow
+def test_two_rank_checkpoint_loads_into_one_process(fsdp2, data):
+    """2 -> 1 rank: the shards of both ranks make the full model and full-size AdamW moments."""
+    import torch
+
+    model, _, opt, sched = tiny(data, seed=5)
+    ckpt = checkpoint.complete(fsdp2 / "checkpoints")[-1]
+    state = checkpoint.load(ckpt, rt=Runtime(), model=model, optimizer=opt, scheduler=sched)
+    assert state["step"] == 8 and state["consumed_samples"] == 8 * 16 and sched.last_epoch == 8
+    exported, _ = modellib.load(fsdp2 / "model", "model")
+    assert all(torch.equal(exported.state_dict()[k], v) for k, v in model.state_dict().items())
+    moments = opt.state_dict()["state"]
+    params = [p for g in opt.param_groups for p in g["params"]]
+    assert all(moments[i]["exp_avg"].shape == p.shape for i, p in enumerate(params))
+
+
+@pytest.mark.slow
+def test_a_ddp_checkpoint_is_not_resumed_by_fsdp(tmp_path, data):
+    out = tmp_path / "ddp-then-fsdp"
+    run([sys.executable, str(TRAIN["pretrain"]), "--config", "tiny", f"output_dir={out}", f"data_path={data}",
+         *SHORT, "train.max_steps=2", "checkpoint.interval=1", "eval.interval=0"])
+    p = run(fsdp_cmd(out, data, 2, "train.max_steps=4"), ok=False)
+    assert p.returncode != 0 and "error: config key 'parallelism.data'" in p.stderr
+
+
+# ---- the loss curves (slow) --------------------------------------------------------------------
+@pytest.mark.slow
+def test_two_ranks_follow_the_one_process_curve(fsdp2, one):
+    assert close(losses(fsdp2), losses(one)), (losses(fsdp2), losses(one))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("saved_at, resumed_at", [(2, 1), (1, 2)])
+def test_resume_on_another_number_of_ranks_continues_the_curve(tmp_path, data, fsdp2, one, saved_at, resumed_at):
+    src = fsdp2 if saved_at == 2 else one
+    out = resume_copy(src, tmp_path / f"resume-{saved_at}-to-{resumed_at}", 4)
+    p = run(fsdp_cmd(out, data, resumed_at))
+    assert f"resumed from {out / 'checkpoints' / checkpoint.name(4)}" in p.stdout
+    res = result(out)
+    assert res["metrics"]["resumed_from_step"] == 4 and res["runtime"]["world_size"] == resumed_at
+    ref = [r for r in losses(src) if r[0] > 4]
+    assert close(losses(out), ref), (losses(out), ref)
+    assert abs(res["metrics"]["final_loss"] - result(src)["metrics"]["final_loss"]) <= TOL
+
+
+@pytest.mark.slow
+def test_sigterm_then_rerun_with_fsdp(tmp_path, data, fsdp2):
+    """SIGTERM to the torchrun job: every rank stops at one sharded checkpoint, PREEMPTED.json; the
+    rerun (resume: auto) reaches the uninterrupted run's final loss."""
+    out = tmp_path / "fsdp-preempted"
+    cmd = fsdp_cmd(out, data, 2, "train.max_steps=8")
+    proc = subprocess.Popen(cmd, env=env(), cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    wait_for(lambda: (out / "metrics.jsonl").is_file() and any(r["step"] >= 2 for r in rows(out)), proc)
+    os.killpg(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=300) == 1  # torchrun's own code; PREEMPTED.json tells a preemption
+    marker = json.loads((out / "PREEMPTED.json").read_text())
+    ckpt = checkpoint.latest(out / "checkpoints")
+    assert marker["step"] == checkpoint.step_of(ckpt) < 8 and dcp_checkpoint.is_sharded(ckpt)
+    run(cmd)
+    assert result(out)["metrics"]["resumes"] == 1
+    assert abs(result(out)["metrics"]["final_loss"] - result(fsdp2)["metrics"]["final_loss"]) <= TOL
+
+
+@pytest.mark.slow
+def test_sigkill_then_rerun_with_fsdp_and_async_checkpoints(tmp_path, data, fsdp2):
+    """SIGKILL once the step-4 checkpoint is committed (written in the background): the rerun resumes
+    from it and reaches the uninterrupted run's final loss; a half-written temp dir is ignored."""
+    out = tmp_path / "fsdp-killed"
+    cmd = fsdp_cmd(out, data, 2, "checkpoint.async_save=true")
+    proc = subprocess.Popen(cmd, env=env(), cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: (out / "checkpoints" / checkpoint.name(4) / checkpoint.COMPLETE).is_file(), proc)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    (out / "checkpoints" / f"{checkpoint.TMP_PREFIX}{checkpoint.name(6)}" / "dcp").mkdir(parents=True)
+    p = run(cmd)
+    assert f"resumed from {out / 'checkpoints'}" in p.stdout
+    assert abs(result(out)["metrics"]["final_loss"] - result(fsdp2)["metrics"]["final_loss"]) <= TOL
+    assert not (out / "checkpoints" / f"{checkpoint.TMP_PREFIX}{checkpoint.name(6)}").exists()
