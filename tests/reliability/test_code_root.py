@@ -16,7 +16,7 @@ import sys
 import pytest
 
 from nemotron_core.execution import execute_local, submit
-from nemotron_core.execution.code_root import pythonpath_line
+from nemotron_core.execution.code_root import pythonpath_line, run_with_code_root
 
 from tests.execution.conftest import REPO, slurm, slurm_profile, stage, state  # noqa: F401 (fixtures)
 
@@ -79,3 +79,10 @@ def test_the_export_line_quotes_the_root_and_keeps_the_jobs_own_entries(tmp_path
     out = subprocess.run(["bash", "-c", f'{line}; printf %s "$PYTHONPATH"'], capture_output=True, text=True,
                          env={"PATH": os.environ["PATH"]})
     assert out.stdout == root
+
+
+def test_a_cloud_jobs_command_sets_the_code_root_itself():
+    """DGX Cloud, Lepton and SkyPilot run nemo-run's launch script, not ours: the command sets PYTHONPATH."""
+    command = run_with_code_root("/nemo_run/code", [sys.executable, "-c", "import os; print(os.environ['PYTHONPATH'])"])
+    out = subprocess.run(command, capture_output=True, text=True, env={"PATH": os.environ["PATH"], "PYTHONPATH": "/img"})
+    assert out.stdout.strip() == "/nemo_run/code:/img"

@@ -9,13 +9,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nemotron_core.execution.code_root import run_with_code_root
 from nemotron_core.execution.options import job_options
 from nemotron_core.launch import Plan
 from nemotron_core.paths import PACKAGE_ROOT
 
 
 def job_command(executor: Any, plan: Plan, job_dir: str | Path, remote_dir: str) -> list[str]:
-    """plan.command as the job runs it: the image's python, code under /nemo_run/code, the job dir remote."""
+    """plan.command as the job runs it: the image's python, code under /nemo_run/code (first on PYTHONPATH),
+    the job dir remote."""
     python = job_options(executor).python
     torchrun = str(Path(sys.executable).with_name("torchrun"))
     code, local_dir = str(PACKAGE_ROOT), str(Path(job_dir).resolve())
@@ -29,4 +31,4 @@ def job_command(executor: Any, plan: Plan, job_dir: str | Path, remote_dir: str)
         if word == code or word.startswith(code + "/"):
             word = "/nemo_run/code" + word[len(code):]
         out.append(word)
-    return out
+    return run_with_code_root("/nemo_run/code", out)
