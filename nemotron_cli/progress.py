@@ -154,7 +154,9 @@ class Watcher:
         task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
             flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]), type=ArtifactFilterType(any_=["progress"])))
-        by_task = {a.task_run_id: parse(a.description) for a in artifacts if a.task_run_id}
+        # oldest first, so a retried task run shows its latest attempt's artifact
+        by_task = {a.task_run_id: parse(a.description) for a in sorted(artifacts, key=lambda a: a.created or _EPOCH)
+                   if a.task_run_id}
         self.rows = assign(self.expected, task_runs, by_task)
         return self.flow_run
 
