@@ -110,3 +110,11 @@ def test_rows_one_per_stage_run_and_plain_lines_per_change():
     line = next(x for x in text.splitlines() if " pretrain " in x)
     assert "running" in line and "job local 7" in line and "step 10/60" in line and "loss 6.6170" in line \
         and "eta 22s" in line and "1:15" in line
+
+    from rich.console import Console
+
+    screen = io.StringIO()
+    Console(file=screen, width=120).print(watcher.table())  # what the live display draws on a terminal
+    drawn = screen.getvalue()
+    assert "waiting for the flow run" in drawn and "step / shards" in drawn
+    assert all(label in drawn for label in rows) and "local 7" in drawn and "10/60" in drawn and "22s" in drawn
