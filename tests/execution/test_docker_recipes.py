@@ -9,7 +9,6 @@ Cancel, re-attach and the orphan sweep are tests/execution/test_docker_jobs.py (
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,39 +18,24 @@ import pytest
 from nemotron_core.execution import Job, JobState
 from tests.execution.test_docker_jobs import docker_profile
 from tests.fixtures.docker import DockerDaemon
-from tests.fixtures.state import remove_state_folder
 from tests.flows.helpers import REPO, flow_state, job_dirs, registry, run_flow
+from tests.reliability.test_cached_rerun import FAST  # the shortest run each recipe accepts
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not (REPO / "recipes/nano3/stage3_eval/eval.py").is_file(),
                                  reason="needs the data prep, trainer and eval recipes")]
 
-# Orchestration, not learning: the shortest runs each recipe accepts, one thread each.
-FAST = {
-    "pretrain": ["train.max_steps=20", "eval.interval=20", "checkpoint.interval=20", "log.interval=10",
-                 "runtime.threads=1"],
-    "sft": ["train.max_steps=10", "eval.interval=10", "checkpoint.interval=10", "log.interval=10", "runtime.threads=1"],
-    "rl": ["train.max_steps=2", "eval.interval=2", "eval.prompts=8", "rollout.prompts_per_step=4",
-           "rollout.samples_per_prompt=2", "rollout.actors=1", "log.interval=1", "runtime.threads=1"],
-    "eval": ["lm_eval.enabled=false", "perplexity.batches=4", "heldout.splits=[valid]", "runtime.threads=1"],
-}
-
 
 @pytest.fixture
 def short_state(docker_daemon: DockerDaemon) -> Iterator[tuple[Path, dict[str, str]]]:
     """A state folder with a short path (Ray's unix sockets live under it) and an env.toml whose
-    `docker` profile runs on the test daemon."""
-    state = REPO / ".state" / f"dk{os.getpid()}"
-    state.mkdir(parents=True, exist_ok=True)
-    (state / "env.toml").write_text(docker_profile(docker_daemon, gpus_per_node=0))  # a CPU machine: no --gpus
-    env = {**os.environ, "NEMOTRON_STATE_DIR": str(state), "NEMOTRON_ENV_FILE": str(state / "env.toml"),
-           "DOCKER_HOST": docker_daemon.host, "COLUMNS": "200"}
-    env.pop("RAY_ADDRESS", None)
-    try:
+    `docker` profile runs on the test daemon (a CPU machine: no --gpus). No Prefect: the CLI alone."""
+    with flow_state("", "dk", DOCKER_HOST=docker_daemon.host, COLUMNS="200") as (state, env):
+        env.pop("PREFECT_API_URL")
+        state.mkdir(parents=True, exist_ok=True)
+        (state / "env.toml").write_text(docker_profile(docker_daemon, gpus_per_node=0))
+        env["NEMOTRON_ENV_FILE"] = str(state / "env.toml")
         yield state, env
-    finally:
-        if os.environ.get("NEMOTRON_KEEP_FLOW_STATE") != "1":
-            remove_state_folder(state)
 
 
 def nemotron(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
