@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 import subprocess
 
@@ -11,7 +12,10 @@ import typer
 
 from nemotron_cli.app import main
 from nemotron_cli.recipe_typer import RecipeTyper
+from nemotron_core.execution.backends.slurm import list_tagged
 from pipeline.stages import Stage
+
+from tests.execution.conftest import JOB_RECIPE, slurm_profile
 
 ECHO = "tests/fixtures/recipes/echo/echo.py"
 
@@ -23,7 +27,8 @@ def cli(tmp_path, monkeypatch):
     monkeypatch.setenv("NEMOTRON_ENV_FILE", str(tmp_path / "env.toml"))
     (tmp_path / "env.toml").write_text('[cluster]\nexecutor = "slurm"\naccount = "a"\nsquash = true\n'
                                        f'squash_dir = "{tmp_path}/images"\ncontainer_image = "img:1"\n'
-                                       '[plain]\nexecutor = "slurm"\naccount = "a"\n')
+                                       '[plain]\nexecutor = "slurm"\naccount = "a"\n'
+                                       '[box]\nexecutor = "docker"\ncontainer_image = "img:1"\nnodes = 1\n')
     monkeypatch.chdir(tmp_path)
     stage = Stage("test/echo", ECHO, output="test-echo", output_what="a copy of the config")
     app = RecipeTyper(name="t")
@@ -65,10 +70,10 @@ def test_stage_under_dry_run_does_nothing_more(cli, tmp_path, capsys):
     assert not (tmp_path / "state").exists() or not list((tmp_path / "state").rglob("job.yaml"))
 
 
-def test_stage_on_a_cluster_profile_is_one_line(cli, capsys):
-    assert main(["echo", "--stage", "-b", "plain"], cli=cli) == 2
+def test_stage_on_a_docker_profile_is_one_line(cli, capsys):
+    assert main(["echo", "--stage", "-b", "box"], cli=cli) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: --stage: profile 'plain' (slurm)") and err.count("\n") == 1
+    assert err.startswith("error: --stage: profile 'box' (docker)") and err.count("\n") == 1
 
 
 def test_force_squash_dry_run_prints_the_import(cli, capsys):
@@ -81,3 +86,52 @@ def test_force_squash_needs_a_squash_profile(cli, capsys):
     assert main(["echo", "--force-squash", "-r", "plain", "-d"], cli=cli) == 2
     err = capsys.readouterr().err
     assert "--force-squash: profile 'plain' runs no enroot squash file" in err and err.count("\n") == 1
+
+
+@pytest.mark.slurm
+def test_stage_on_slurm_puts_the_files_on_the_cluster_and_the_line_submits_it(tmp_path, slurm_cluster, monkeypatch,
+                                                                              capsys):
+    from nemotron_core.secrets import is_secret_name
+
+    for name in [n for n in os.environ if is_secret_name(n)]:  # this test decides which secrets exist
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # no login file from this machine's HOME either
+    monkeypatch.setenv("MY_TEST_TOKEN", "tok-" + "y" * 20)
+    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.conf))
+    monkeypatch.setenv("NEMOTRON_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("COLUMNS", "400")
+    monkeypatch.delenv("NEMOTRON_ENV_FILE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("")  # env.toml lookup stops here
+    (tmp_path / "env.toml").write_text(slurm_profile())
+    meta = Stage("test/job", JOB_RECIPE)
+    app = RecipeTyper(name="t")
+
+    @app.recipe(meta, name="job", panel="Test", help="The execution test job.")
+    def job(ctx: typer.Context) -> None:
+        from nemotron_cli.context import split_dotlist
+        from nemotron_cli.recipe_run import run_recipe
+
+        raise typer.Exit(run_recipe(meta, ctx.obj, split_dotlist(ctx.args)))
+
+    @app.command("noop")
+    def noop() -> None:
+        pass
+
+    out_dir = tmp_path / "out"
+    assert main(["job", "-b", "slurm", "--stage", f"output_dir={out_dir}", "check_env=MY_TEST_TOKEN"],
+                cli=app) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if line.startswith("run it by hand: ")).removeprefix("run it by hand: ")
+    (job_dir,) = [p.parent for p in (tmp_path / "state").rglob("sbatch.sh")]
+    assert line == f"sbatch {job_dir}/sbatch.sh"
+    assert {"job.yaml", "train.yaml", "sbatch.sh", "secrets.env", "code"} <= {p.name for p in job_dir.iterdir()}
+    assert stat.S_IMODE((job_dir / "secrets.env").stat().st_mode) == 0o600
+    assert not (job_dir / "jobref.json").exists() and "tok-" not in out + (job_dir / "sbatch.sh").read_text()
+    assert not list_tagged()  # nothing submitted
+    done = subprocess.run(["bash", "-c", line.replace("sbatch ", "sbatch --wait ", 1)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert list(out_dir.glob("task-0-*.txt"))  # the job ran
+    log = "".join(p.read_text() for p in job_dir.glob("*.out"))
+    assert "secret MY_TEST_TOKEN present=True" in log and "tok-" not in log

@@ -65,7 +65,10 @@ class SlurmBackend:
             info["remote_job_dir"] = job_options(executor).remote_job_dir
         return info
 
-    def submit(self, executor: SlurmExecutor, plan: Plan, ref: JobRef, secrets_path: Path | None) -> JobRef:
+    def stage(self, executor: SlurmExecutor, plan: Plan, ref: JobRef, secrets_path: Path | None) -> str:
+        """Everything a submit does before `sbatch`: the code, job.yaml, train.yaml, sbatch.sh and the
+        secrets file in the job dir on the cluster (here or through the SSH tunnel); returns the
+        script's path there. Saves no ref and submits nothing (`--stage` stops here)."""
         paths = job_paths(executor, ref.job_dir)
         name = job_name(plan.recipe)
         ref.cluster = {**self.cluster_info(executor, paths), "job_name": name}
@@ -82,26 +85,31 @@ class SlurmBackend:
         self._ship(shell, executor, paths, ship)
         self._mount_points(shell, executor, paths)
         (paths.local / "sbatch.sh").write_text(script, encoding="utf-8")
-        remote_secrets = f"{paths.host}/{SECRETS_FILE}"
+        if secrets_path is not None:
+            shell.put(secrets_path, f"{paths.host}/{SECRETS_FILE}", private=True)
+        for name_ in ("train.yaml", "job.yaml", "sbatch.sh"):
+            if (paths.local / name_).is_file():
+                shell.put(paths.local / name_, f"{paths.host}/{name_}")
+        return f"{paths.host}/sbatch.sh"
+
+    def submit(self, executor: SlurmExecutor, plan: Plan, ref: JobRef, secrets_path: Path | None) -> JobRef:
         try:
-            if secrets_path is not None:
-                shell.put(secrets_path, remote_secrets, private=True)
-            for name_ in ("train.yaml", "job.yaml", "sbatch.sh"):
-                if (paths.local / name_).is_file():
-                    shell.put(paths.local / name_, f"{paths.host}/{name_}")
-            sbatch_path = f"{paths.host}/sbatch.sh"
+            sbatch_path = self.stage(executor, plan, ref, secrets_path)
+            shell = shell_for(ref.cluster)
             ref.save()  # id still None: a crash from here on is recovered by comment (recover_id)
             out = shell.run(["sbatch", "--parsable", "--requeue", sbatch_path], timeout=120,
                             hide=job_options(executor).secret_names)
             if out.returncode != 0:
                 raise SlurmError(f"sbatch {sbatch_path} failed: {' '.join(out.stderr.split()) or out.stdout.strip()}")
         except BaseException:
-            if secrets_path is not None and not shell.local_fs():  # no job will read the cluster's copy
-                shell.run(["rm", "-f", remote_secrets])
+            sent = (Path(ref.job_dir) / "sbatch.sh").is_file()  # stage() copies the secrets after writing it
+            if secrets_path is not None and sent and not shell_for(ref.cluster).local_fs():
+                # no job will read the cluster's copy
+                shell_for(ref.cluster).run(["rm", "-f", f"{ref.cluster['host_job_dir']}/{SECRETS_FILE}"])
             raise
         ref.id = out.stdout.strip().split(";")[0]
         ref.save()
-        poller_for(ref.cluster).watch(ref.id, ref.tag, name)
+        poller_for(ref.cluster).watch(ref.id, ref.tag, ref.cluster["job_name"])
         return ref
 
     def _ship(self, shell: SlurmShell, executor: SlurmExecutor, paths: JobPaths, ship: bool) -> None:
