@@ -18,11 +18,12 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import IO
+from typing import IO, Mapping
 
 from nemotron_core.execution.code_root import with_code_root
 from nemotron_core.launch import Plan
 from nemotron_core.paths import PACKAGE_ROOT, state_env
+from nemotron_core.secrets import hf_token_files
 
 
 def job_environment(plan_env: dict[str, str]) -> dict[str, str]:
@@ -31,7 +32,21 @@ def job_environment(plan_env: dict[str, str]) -> dict[str, str]:
         env.setdefault(k, v)
     env.update(plan_env)
     env.setdefault("PYTHONUNBUFFERED", "1")
+    token_file = _hf_login_file(os.environ)
+    if token_file is not None and not any(env.get(k) for k in _HF_TOKEN_SOURCES):
+        env["HF_TOKEN_PATH"] = str(token_file)  # the file's path; its token stays in the file
     return with_code_root(env, str(PACKAGE_ROOT))
+
+
+#: Variables through which huggingface_hub gets a token without reading $HF_HOME/token.
+_HF_TOKEN_SOURCES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH")
+
+
+def _hf_login_file(environ: Mapping[str, str]) -> Path | None:
+    """The `huggingface-cli login` file this environment points at (HF_TOKEN_PATH, $HF_HOME/token or
+    ~/.cache/huggingface/token). The job's HF_HOME is the state folder's, where no login is, so the
+    job would not find a token that only exists in that file."""
+    return next((path for path in hf_token_files(environ) if path.is_file()), None)
 
 
 def execute_local(plan: Plan, job_dir: Path, *, echo: IO[str] | None = None) -> int:
