@@ -18,13 +18,28 @@ the count the run is expected to have.
 
 from __future__ import annotations
 
+import logging
 import sys
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TextIO, TypeVar
+
+from prefect import tags
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterType, FlowRunFilter,
+                                            FlowRunFilterId, FlowRunFilterTags)
+from prefect.states import Cancelling
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from pipeline.stages import STAGES
+from tasks.progress import parse
 
 T = TypeVar("T")
 
@@ -69,8 +84,6 @@ class Row:
 
 def expected_rows(stages: list[str] | None) -> list[Row]:
     """The stage runs a flow run with this `stages` parameter makes, in pipeline order."""
-    from pipeline.stages import STAGES
-
     rows = []
     for name, stage in STAGES.items():
         if stages and name not in stages:
@@ -144,10 +157,6 @@ class Watcher:
 
     # reading ------------------------------------------------------------------------------------------
     def poll(self, client: Any, flow_run_id: Any) -> Any:
-        from prefect.client.schemas.filters import (ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterType,
-                                                    FlowRunFilter, FlowRunFilterId)
-        from tasks.progress import parse
-
         self.flow_run = client.read_flow_run(flow_run_id)
         if not self.expected:
             self.expected = expected_rows((self.flow_run.parameters or {}).get("stages"))
@@ -162,8 +171,6 @@ class Watcher:
 
     # showing ------------------------------------------------------------------------------------------
     def table(self) -> Any:
-        from rich.table import Table
-
         now = datetime.now(timezone.utc)
         run = self.flow_run
         title = f"{run.name}: {state_word(run.state)}" if run is not None else "waiting for the flow run"
@@ -194,14 +201,9 @@ class Watcher:
     def follow(self, flow_run_id: Any, should_stop: Callable[[], bool] | None = None) -> Any:
         """Show the run until it is final (or `should_stop()`); return the flow run as last read.
         A final run is shown once more when Prefect has recorded all its task runs (settled_task_runs)."""
-        from prefect.client.orchestration import get_client
-
         with get_client(sync_client=True) as client:
             if not self.live:
                 return self._loop(client, flow_run_id, should_stop, self.print_changes)
-            from rich.console import Console
-            from rich.live import Live
-
             with Live(console=Console(file=self.out), get_renderable=self.table, refresh_per_second=1), \
                     _prefect_logs_above_the_table():
                 return self._loop(client, flow_run_id, should_stop, lambda: None)
@@ -225,8 +227,6 @@ class Watcher:
 def _prefect_logs_above_the_table() -> Iterator[None]:
     """An in-process flow's Prefect console logs print above the live table: Prefect's console handler
     keeps the stderr it saw when logging was set up, so point it at the stderr Rich's Live redirects."""
-    import logging
-
     handlers = [h for lg in [logging.getLogger(), *(logging.getLogger(n) for n in list(logging.Logger.manager.loggerDict))]
                 for h in lg.handlers if type(h).__name__ == "PrefectConsoleHandler" and hasattr(h, "console")]
     before = [(h, h.console.file) for h in handlers]
@@ -244,12 +244,6 @@ def watch_in_process(run: Callable[[], T], out: TextIO | None = None) -> T:
 
     The flow run is found by a tag only it carries. Ctrl-C stays the flow's: it runs here, so it is
     cancelled (with its jobs); there is nothing to detach from."""
-    import threading
-    import uuid
-
-    from prefect import tags
-    from prefect.client.orchestration import get_client
-
     # Without PREFECT_API_URL the first client of this process starts Prefect's temporary server; two
     # threads asking at once started two, which broke the run: start it here, before the thread.
     with get_client(sync_client=True) as client:
@@ -268,9 +262,6 @@ def watch_in_process(run: Callable[[], T], out: TextIO | None = None) -> T:
 
 
 def _follow_tagged(watcher: Watcher, tag: str, done: Any) -> None:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
-
     try:
         with get_client(sync_client=True) as client:
             while not done.is_set():
@@ -289,8 +280,6 @@ def settled_task_runs(client: Any, flow_run: Any, *, timeout: float = SETTLE_S) 
 
     A completed run ran one per stage run its `stages` asked for. A failed or cancelled one may have
     run fewer: it waits until two reads a second apart list the same runs, all final."""
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
     want = len(expected_rows((flow_run.parameters or {}).get("stages")))
     deadline = time.monotonic() + timeout
     before: list[Any] | None = None
@@ -320,9 +309,6 @@ def ask_on_interrupt(flow_run: Any, *, out: TextIO, interactive: bool) -> str:
         except (EOFError, KeyboardInterrupt):
             choice = "w"
     if choice.strip().lower().startswith("c") and flow_run is not None:
-        from prefect.client.orchestration import get_client
-        from prefect.states import Cancelling
-
         with get_client(sync_client=True) as client:
             client.set_flow_run_state(flow_run.id, Cancelling(message="cancelled from the terminal (Ctrl-C)"))
         print(f"cancelling {name}: its worker stops it and the flow cancels its jobs", file=out, flush=True)

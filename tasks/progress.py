@@ -18,6 +18,13 @@ import contextvars
 import threading
 from typing import Any
 
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+from nemotron_core.execution.refs import refs_for_key
+from pipeline.run import prepare_job, run_stage
+from recipes.nano3.common.progress import read_progress
+from tasks.report import PrefectReporter, _key, in_prefect_run
+
 POLL_S = 2.0  # a job moves on every few seconds at most; the API sees one update per change, no more
 SEP = " · "
 
@@ -64,8 +71,6 @@ def percent(progress: Any) -> float:
 
 def artifact_key(stage: Any, inputs: dict[str, str]) -> str:
     """`sft-progress`; a fanned-out stage names the input it fans over: `eval-nano3-sft-model-progress`."""
-    from tasks.report import _key
-
     model = fan_input(stage, inputs)
     return f"{_key(stage.name)}-{_key(model.partition(':')[0])}-progress" if model else f"{_key(stage.name)}-progress"
 
@@ -77,8 +82,6 @@ def fan_input(stage: Any, inputs: dict[str, str]) -> str | None:
 
 def job_label(content_key: str) -> str | None:
     """'local 4711' for the newest job submitted for this content (None before it is submitted)."""
-    from nemotron_core.execution.refs import refs_for_key
-
     try:
         refs = refs_for_key(content_key)
     except Exception:  # noqa: BLE001 - a label for watching; a bad ref must not fail the stage
@@ -91,8 +94,6 @@ class ProgressArtifact:
     """The artifact and the thread that keeps it current (no-ops outside a Prefect run)."""
 
     def __init__(self, job: Any, model: str | None, key: str) -> None:
-        from prefect.artifacts import create_progress_artifact
-
         self.job, self.model = job, model
         self.last = fields_of(None, None, model)
         self.progress: Any = None  # the latest record read
@@ -108,8 +109,6 @@ class ProgressArtifact:
             self.update()
 
     def update(self) -> None:
-        from recipes.nano3.common.progress import read_progress
-
         progress = read_progress(self.job.output_dir)
         if progress is not None:
             self.progress = progress
@@ -128,8 +127,6 @@ class ProgressArtifact:
             self._send(100.0, {**self.last, "eta": ""})
 
     def _send(self, value: float, fields: dict[str, str]) -> None:
-        from prefect.artifacts import update_progress_artifact
-
         try:
             update_progress_artifact(self.id, value, description=describe(fields) or "done")
         except Exception:  # noqa: BLE001 - the UI's progress is best-effort; the stage goes on
@@ -138,9 +135,6 @@ class ProgressArtifact:
 
 def run_reported(stage: Any, request: Any, inputs: dict[str, str]) -> str | None:
     """run_stage for a Prefect stage task: PrefectReporter (logs, report) plus the progress artifact."""
-    from pipeline.run import prepare_job, run_stage
-    from tasks.report import PrefectReporter, in_prefect_run
-
     artifact = None
     if in_prefect_run():
         try:
