@@ -32,14 +32,29 @@ import copy
 import hashlib
 import json
 import logging
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from pydantic import BaseModel, Field
 
-from nemotron_core.contract import OUTPUT_DIR_KEY, RESULT_FILE
+from nemotron_core.artifacts import config_lookup, open_registry
+from nemotron_core.config import build_job_config, generate_job_dir, parse_config, set_artifact_lookup
+from nemotron_core.config import extract_train_config, save_configs
+from nemotron_core.config.git_mounts import clone_repo, run_here as on_this_machine
+from nemotron_core.content_key import content_key, recipe_source_digest
+from nemotron_core.contract import OUTPUT_DIR_KEY, PREEMPTED_FILE, RESULT_FILE
+from nemotron_core.errors import ArtifactError, ProfileError
+from nemotron_core.execution import JobError, create_executor, execute_local, find_job, job_paths, submit
+from nemotron_core.execution.backends.slurm_shell import SlurmShell
+from nemotron_core.execution.refs import REF_FILE
+from nemotron_core.launch import plan_job
 from nemotron_core.paths import PACKAGE_ROOT, state_dir
+from nemotron_core.profiles import load_env
+from nemotron_core.runspec import parse
+from pipeline.pending import pending_check
+from pipeline.retry import ResumableJobError, resume_reason
 from pipeline.stages import Stage
 
 if TYPE_CHECKING:  # omegaconf and the registry load only when a stage is prepared (the CLI starts without them)
@@ -145,8 +160,6 @@ _PREPARED: dict[tuple, PreparedJob] = {}
 def run_stage(stage: Stage, request: StageRequest, inputs: dict[str, str], reporter: Reporter | None = None,
               launch: Launch = Launch()) -> str | None:
     """Run one stage; return the pinned ref of its output artifact (None: detached, or no output)."""
-    from nemotron_core.execution import create_executor
-
     reporter = reporter or LogReporter()
     job = prepare_job(stage, request, inputs, launch)   # 1. runspec, config + overrides + pinned inputs, content key
     if done := published_output(job):                   # 2. this exact content is registered already
@@ -176,8 +189,6 @@ def prepare_job(stage: Stage, request: StageRequest, inputs: dict[str, str], lau
     the job is prepared with placeholders, `job.pending` says who produces them, and the content
     key and output folder are unknown until they exist.
     """
-    from nemotron_core.profiles import load_env
-
     env = load_env()
     profile = env.profile(request.profile)
     # The same call in the same place gets the same job (the Prefect cache key and the task share it);
@@ -186,13 +197,9 @@ def prepare_job(stage: Stage, request: StageRequest, inputs: dict[str, str], lau
     memo = (stage, request.model_dump_json(), tuple(sorted(inputs.items())), launch, place, rebuilt)
     if memo in _PREPARED:
         return _PREPARED[memo]
-    from omegaconf import OmegaConf
+    from omegaconf import OmegaConf  # lazy: omegaconf is a heavy import
 
-    from nemotron_core.artifacts import config_lookup, open_registry
-    from nemotron_core.config import build_job_config, generate_job_dir, parse_config, set_artifact_lookup
-    from nemotron_core.config.run_section import fill_run_wandb
-    from nemotron_core.content_key import content_key, recipe_source_digest
-    from nemotron_core.runspec import parse
+    from nemotron_core.config.run_section import fill_run_wandb  # lazy: pulls in omegaconf, yaml
 
     spec = parse(stage.script_path)
     registry = open_registry(env.section("artifacts"))
@@ -206,14 +213,12 @@ def prepare_job(stage: Stage, request: StageRequest, inputs: dict[str, str], lau
         OmegaConf.update(train, OUTPUT_DIR_KEY, "<set from the content key>", force_add=True)
     pending = None
     if launch.dry_run:
-        from pipeline.pending import pending_check
-
         pending = pending_check(registry, dict(rebuilt))
     job = build_job_config(train, spec=spec, mode=launch.mode, profile=profile, argv=launch.argv, dotlist=dotlist,
                            passthrough=launch.passthrough, config_name=request.config, pending=pending,
                            git_cache=git_cache_of(env, profile))
     if job.run.get("env"):  # the config's run.env overrides the profile (nemotron_core/config/run_section.py)
-        from nemotron_core.config.run_section import apply_run_env
+        from nemotron_core.config.run_section import apply_run_env  # lazy: pulls in omegaconf, yaml
 
         profile = apply_run_env(profile, OmegaConf.to_container(job.run.env), f"config (run.env of {spec.name})")
     plain = cast("dict[str, Any]", OmegaConf.to_container(job, resolve=False))  # a DictConfig gives a dict
@@ -239,7 +244,7 @@ def prepare_job(stage: Stage, request: StageRequest, inputs: dict[str, str], lau
 
 
 def train_config(job: PreparedJob) -> dict:
-    from omegaconf import OmegaConf
+    from omegaconf import OmegaConf  # lazy: omegaconf is a heavy import
 
     plain = cast("dict[str, Any]", OmegaConf.to_container(job.job_config, resolve=False))
     plain.pop("run", None)
@@ -248,8 +253,6 @@ def train_config(job: PreparedJob) -> dict:
 
 def published_output(job: PreparedJob) -> str | None:
     """The pinned ref of a version already published for this content key, if any."""
-    from nemotron_core.errors import ArtifactError
-
     if not job.stage.output:
         return None
     try:
@@ -264,9 +267,6 @@ def published_output(job: PreparedJob) -> str | None:
 
 def pinned_latest(env, name: str) -> str:
     """The current `latest` of an artifact, as "name:vN" (a flow pins it once, when it starts)."""
-    from nemotron_core.artifacts import open_registry
-    from nemotron_core.errors import ArtifactError
-
     try:
         return open_registry(env.section("artifacts")).resolve(name).ref
     except ArtifactError as e:
@@ -275,8 +275,6 @@ def pinned_latest(env, name: str) -> str:
 
 def plan_of(job: PreparedJob):
     """The launch plan (executor, launcher, command line) for the job's train.yaml."""
-    from nemotron_core.launch import plan_job
-
     return plan_job(job.spec, job.profile, job.job_dir / "train.yaml", passthrough=job.launch.passthrough)
 
 
@@ -293,14 +291,9 @@ def clone_repos(job: PreparedJob, executor=None) -> None:
     repos = list(job.job_config.run.get("repos") or [])
     if not repos:
         return
-    from nemotron_core.config.git_mounts import clone_repo, run_here as on_this_machine
-    from nemotron_core.errors import ProfileError
-    from nemotron_core.profiles import load_env
 
     run = on_this_machine
     if job.profile.executor == "slurm" and executor is not None:
-        from nemotron_core.execution.backends.slurm_shell import SlurmShell
-
         shell = SlurmShell.for_executor(executor)
         if shell.kind == "ssh" and not git_cache_of(load_env(), job.profile):
             raise ProfileError(f"profile '{job.profile.name}': ${{auto_mount:git+...}} clones on the cluster: set "
@@ -314,9 +307,6 @@ def clone_repos(job: PreparedJob, executor=None) -> None:
 
 
 def _write_configs(job: PreparedJob, config, *, moved: bool, remote_root: str | None = None) -> None:
-    from nemotron_core.config import extract_train_config, save_configs
-    from nemotron_core.contract import PREEMPTED_FILE
-
     train = extract_train_config(config, for_remote=moved, code_root=PACKAGE_ROOT, remote_root=remote_root)
     save_configs(config, train, job.job_dir)
     job.output_dir.mkdir(parents=True, exist_ok=True)
@@ -342,8 +332,6 @@ class _Lines:
 def run_here(job: PreparedJob, reporter: Reporter) -> None:
     """Steps 3-5 in this process (the CLI, local executor, attached): write configs, run the command,
     its output to the reporter; StageFailed unless it exits 0. Ctrl-C stops it (SIGTERM, then SIGKILL)."""
-    from nemotron_core.execution import execute_local
-
     clone_repos(job)
     _write_configs(job, job.job_config, moved=False)
     lines = _Lines(reporter)
@@ -360,10 +348,6 @@ def submit_or_attach(job: PreparedJob, executor, reporter: Reporter):
     A retry lands here again: the failed job is not reused, the new one gets its own job dir, and it
     runs with `resume: auto` (the output_dir holds the checkpoints of the attempt before).
     """
-    from nemotron_core.config import generate_job_dir
-    from nemotron_core.execution import find_job, job_paths, submit
-    from nemotron_core.execution.refs import REF_FILE
-
     existing = find_job(job.key)
     if existing is not None:
         existing.adopt(reporter.owner())  # cancelling the owning flow run now cancels the job too
@@ -392,11 +376,6 @@ def wait_streaming_logs(job: PreparedJob, handle, reporter: Reporter):
     A failure that running again can fix (pipeline/retry.py:resume_reason) is raised as
     ResumableJobError, which the Prefect task's retry condition accepts.
     """
-    from collections import deque
-
-    from nemotron_core.execution import JobError
-    from pipeline.retry import ResumableJobError, resume_reason
-
     tail: deque[str] = deque(maxlen=200)  # torchrun's failure report is at the end
 
     def on_log(line: str) -> None:
@@ -430,8 +409,6 @@ def read_metrics(output_dir: Path) -> list[dict[str, Any]]:
 
 def register_output(job: PreparedJob, handle, reporter: Reporter) -> str | None:
     """Publish the job's output as the next version of the stage's artifact; return "name:vN"."""
-    from nemotron_core.errors import ArtifactError
-
     if not job.stage.output:
         return None
     already = published_output(job)

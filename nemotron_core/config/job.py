@@ -27,8 +27,13 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from nemotron_core.config.resolvers import PendingCheck
+from nemotron_core import __version__
+from nemotron_core.config.bounds import check_interpolations
+from nemotron_core.config.resolvers import PendingCheck, resolution_scope
+from nemotron_core.config.run_section import aliases, apply_run_env, user_run
+from nemotron_core.config.secret_refs import check_secret_values, hide_secret_keys, keep_secret_reads, put_back
 from nemotron_core.errors import ConfigError, NemotronError, find_cause
+from nemotron_core.paths import state_dir
 from nemotron_core.profiles import Profile
 from nemotron_core.runspec import Runspec
 from nemotron_core.secrets import secret_env_names, secret_values
@@ -66,10 +71,6 @@ def resolve_train_config(train: DictConfig, *, remote: bool = False, secret_name
     Literal values under secret-named keys, and any value equal to a secret variable's
     value, are refused. Returns (plain dict, Resolution with pinned artifacts and mounts).
     """
-    from nemotron_core.config.bounds import check_interpolations
-    from nemotron_core.config.resolvers import resolution_scope
-    from nemotron_core.config.secret_refs import check_secret_values, hide_secret_keys, keep_secret_reads, put_back
-
     raw = OmegaConf.to_container(train, resolve=False)
     check_interpolations(raw)  # reference chains, cycles and string bombs: refused before resolving
     kept: dict[tuple, str] = {}
@@ -109,11 +110,8 @@ def build_job_config(train: DictConfig, *, spec: Runspec, mode: str = "local", p
     `pending` is for dry runs only: an input it reports as unpublished reads as a
     `<pending: ...>` placeholder and is listed under `run.pending` instead of `run.artifacts`.
     """
-    from nemotron_core import __version__
-
     if mode not in MODES:
         raise ConfigError(f"run mode {mode!r} is not one of {', '.join(MODES)}")
-    from nemotron_core.config.run_section import aliases, apply_run_env, user_run
 
     own_run = user_run(train)  # the config's run: (aliases, env), kept beside the provenance
     if remote is None:  # only a container sees another filesystem: ${auto_mount:} mounts there, else the host path
@@ -148,7 +146,6 @@ def build_job_config(train: DictConfig, *, spec: Runspec, mode: str = "local", p
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "version": __version__,
     }
-    from nemotron_core.config.secret_refs import check_secret_values
 
     check_secret_values(run, secret_values(extra=declared, min_len=SCAN_MIN_LEN), "run")  # argv, passthrough, profile
     return OmegaConf.create({**plain, "run": {**own_resolved, **run}})
@@ -166,8 +163,6 @@ def extract_train_config(job: DictConfig, for_remote: bool = False, *, code_root
     assert isinstance(data, dict)  # a job config is a mapping
     data.pop("run", None)
     if for_remote and code_root and remote_root:
-        from nemotron_core.paths import state_dir
-
         prefix = str(Path(code_root).resolve()).rstrip("/") + "/"
         state = str(state_dir().resolve()).rstrip("/")
 
@@ -228,8 +223,6 @@ def save_configs(job: DictConfig, train: DictConfig, job_dir: Path) -> tuple[Pat
 
 def generate_job_dir(recipe_name: str, root: Path | None = None) -> Path:
     """`<state>/jobs/<recipe-name>/<UTC time>-<random>`: unique, sortable, not yet created."""
-    from nemotron_core.paths import state_dir
-
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     base = Path(root) if root else state_dir() / "jobs"
     return base / recipe_name.replace("/", "-") / f"{stamp}-{_secrets.token_hex(3)}"

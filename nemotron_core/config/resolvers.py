@@ -42,7 +42,9 @@ from typing import Any, Iterable, Iterator
 
 from omegaconf import OmegaConf
 
+from nemotron_core.config.git_mounts import parse_git_source
 from nemotron_core.errors import ArtifactError, ConfigError
+from nemotron_core.paths import state_dir
 
 #: (ref "name[:version|alias]", field) -> (value, pinned ref "name:vN")
 ArtifactLookup = Callable[[str, str], tuple[Any, str]]
@@ -108,7 +110,7 @@ def resolution_scope(remote: bool = False, secret_names: Iterable[str] = frozens
 
 def _env(key: str, *default: Any) -> Any:
     """OmegaConf's `oc.env`, except that a secret variable reads as its marker inside a scope."""
-    from omegaconf.resolvers import oc
+    from omegaconf.resolvers import oc  # lazy: omegaconf.resolvers is a heavy import
 
     res = _current.get()
     if res is not None and str(key) in res.secret_names:
@@ -184,15 +186,11 @@ def _auto_mount(src: str, dest: str | None = None) -> str:
 
 def _git_mount(src: str, dest: str | None) -> str:
     """`${auto_mount:git+URL@REF[,TARGET]}`: recorded for a clone at submit time (git_mounts.py), no I/O here."""
-    from nemotron_core.config.git_mounts import parse_git_source
-
     repo = parse_git_source(src, dest)
     res = _current.get()
     if res is not None and res.git_cache:
         cache = res.git_cache
     else:
-        from nemotron_core.paths import state_dir
-
         cache = str(state_dir() / "cache" / "git")
     path = posixpath.join(cache, repo.key)
     if res is None:

@@ -29,6 +29,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from nemotron_core.errors import ConfigError
+from nemotron_core.profiles import BUILTIN_LOCAL, Profile
 
 #: Keys the toolkit writes under job.yaml's `run` (job.py): a config's `run:` may not use them.
 PROVENANCE_KEYS = ("mode", "profile", "cli", "recipe", "git", "artifacts", "mounts", "repos", "pending", "created",
@@ -87,8 +88,7 @@ def apply_run_env(profile: Any, env: Any, where: str = "config") -> Any:
     """The profile with a config's resolved `run.env` laid over it (module docstring); `profile` if none."""
     if not env:
         return profile
-    from nemotron_core.profile_schema import validate_env
-    from nemotron_core.profiles import BUILTIN_LOCAL, Profile
+    from nemotron_core.profile_schema import validate_env  # lazy: pulls in pydantic, importlib.metadata
 
     table = {str(k): v for k, v in dict(env).items() if v is not None}
     validate_env({"run.env": table}, where, ())

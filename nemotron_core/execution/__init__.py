@@ -36,6 +36,7 @@ Importing this package is cheap: nemo-run, Ray and torch load only when a functi
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from nemotron_core.execution.executors import RayClusterExecutor
@@ -68,7 +69,5 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'nemotron_core.execution' has no attribute {name!r}")

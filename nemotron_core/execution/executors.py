@@ -43,6 +43,7 @@ of a container-free multi-node Ray job's head; default derived from the job id, 
 
 from __future__ import annotations
 
+import copy
 import os
 import shlex
 import sys
@@ -51,14 +52,19 @@ from typing import Any, Iterable
 
 from nemotron_core.compat import nemo_run
 from nemotron_core.errors import ProfileError
+from nemotron_core.execution import ssh as ssh_mod
+from nemotron_core.execution.backends.slurm_shell import remote_job_dir as login_job_dir
+from nemotron_core.execution.cloud_profile import cloud_executor
 from nemotron_core.execution.docker_profile import docker_executor
 from nemotron_core.execution.options import (Executor, ExecutorFactory, JobOptions, JobPaths, RayClusterExecutor,
                                              attach, job_options, job_paths)
 from nemotron_core.execution.profile_keys import get_startup_commands, image as profile_image, int_key
 from nemotron_core.execution.profile_keys import mounts as profile_mounts, packager_choice, remote_cluster
+from nemotron_core.execution.secrets_file import secret_names
 from nemotron_core.execution.slurm_executor import SlurmJobExecutor, Tunnel
 from nemotron_core.execution.shellsafe import check_env, check_value
-from nemotron_core.launch import Plan
+from nemotron_core.execution.squash import plan_squash
+from nemotron_core.launch import Plan, resources
 from nemotron_core.paths import state_dir, state_env
 from nemotron_core.profiles import Profile
 from nemotron_core.runspec import Runspec
@@ -99,7 +105,7 @@ def build_env_vars(job_config: Any = None, profile: Profile | None = None) -> di
     try:
         run_wandb = job_config.run.wandb if job_config is not None and "run" in job_config else None
         if run_wandb is not None:
-            from omegaconf import OmegaConf
+            from omegaconf import OmegaConf  # lazy: omegaconf is a heavy import
 
             table = OmegaConf.to_container(run_wandb, resolve=True)
             if isinstance(table, dict):
@@ -128,9 +134,6 @@ def create_executor(profile: Profile | None, spec: Runspec, *, nodes: int | None
     the runspec. `env_vars` defaults to `build_env_vars(job_config, profile)`;
     `packager` defaults to packaging.choose_packager(profile, spec).
     """
-    from nemotron_core.execution.secrets_file import secret_names
-    from nemotron_core.launch import resources
-
     kind = profile.executor if profile is not None else "local"
     env = dict(build_env_vars(job_config, profile) if env_vars is None else env_vars)
     env = check_env(env, profile=profile.name if profile is not None else None)  # names and values: data
@@ -178,22 +181,15 @@ def _slurm_executor(profile: Profile, spec: Runspec, *, env: dict[str, str], bas
                     gpus_per_node: int | None, packager: Any, attached: bool, mounts: Iterable[str],
                     job_config: Any) -> SlurmJobExecutor:
     """Our SlurmJobExecutor (nemo-run's field names, without importing nemo-run: see slurm_executor.py)."""
-    from nemotron_core.launch import resources
-
     n, g = resources(spec, profile, nodes, gpus_per_node)
     ntasks = int_key(profile, "ntasks_per_node", None) or g or int_key(profile, "nproc_per_node", 1) or 1
     image = profile_image(profile, spec)
     if image and profile.get("squash") and not image.endswith(".sqsh"):
-        from nemotron_core.execution.squash import plan_squash
-
         image = plan_squash(profile, image).path  # made by `nemotron kit squash IMAGE`; submit checks it exists
     remote = remote_cluster(profile)
     remote_job_dir = profile.get("remote_job_dir")
     ssh = None
     if remote:
-        from nemotron_core.execution import ssh as ssh_mod
-        from nemotron_core.execution.backends.slurm_shell import remote_job_dir as login_job_dir
-
         ssh = ssh_mod.ssh_cluster(profile)  # refuses a profile without host
         remote_job_dir = login_job_dir(profile)  # default ~/.nemotron/jobs on the login node
         tunnel = Tunnel("ssh", str(remote_job_dir), host=ssh["host"], user=ssh["user"], port=ssh["port"],
@@ -240,8 +236,6 @@ def _slurm_executor(profile: Profile, spec: Runspec, *, env: dict[str, str], bas
 def _cloud_executor(profile: Profile, spec: Runspec, *, env: dict[str, str], base: dict[str, Any],
                     nodes: int | None, gpus_per_node: int | None, mounts: Iterable[str], job_config: Any) -> Executor:
     """dgxcloud / lepton / skypilot: rendered by --dry-run (cloud_profile.py reads its own mounts keys)."""
-    from nemotron_core.execution.cloud_profile import cloud_executor
-
     return cloud_executor(profile, spec, env=env, base=base, nodes=nodes, gpus_per_node=gpus_per_node)
 
 
@@ -258,8 +252,6 @@ SBATCH_KEYS = ("account", "partition", "time", "mem", "qos", "gres", "constraint
 
 def with_plan_env(executor: Executor, plan: Plan) -> Executor:
     """A shallow copy of the executor whose env also holds the plan's (runspec + profile `env`)."""
-    import copy
-
     leaked = [k for k in plan.env if is_secret_name(k)]
     if leaked:
         raise ProfileError(f"env var {leaked[0]} (runspec/profile `env`) is a secret: it must not be written into "

@@ -35,13 +35,19 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Callable
 
+from nemotron_core.config.git_mounts import Runner, clone_repo, run_here
 from nemotron_core.errors import NemotronError, ProfileError
-from nemotron_core.execution import executors as _executors
+from nemotron_core.execution import executors as _executors, squash as _squash
 from nemotron_core.execution import local as _local
 from nemotron_core.execution import profile_keys as _keys
-from nemotron_core.launch import Plan
+from nemotron_core.execution.backends.cloud_render import render_request
+from nemotron_core.execution.backends.slurm import render_job_script
+from nemotron_core.execution.backends.slurm_shell import SlurmShell
+from nemotron_core.execution.jobs import submit
+from nemotron_core.execution.shellsafe import check_env
+from nemotron_core.launch import Plan, plan_job
 from nemotron_core.profiles import Profile
-from nemotron_core.runspec import Runspec, RunspecConfig, RunspecResources, RunspecRun
+from nemotron_core.runspec import Runspec, RunspecConfig, RunspecResources, RunspecRun, parse
 
 
 def _profile(env: Any, what: str) -> Profile | None:
@@ -98,7 +104,7 @@ def _seed_create_executor(env: Any = None, env_vars: dict[str, str] | None = Non
                           script_resources: Any = None, spec: Runspec | None = None) -> Any:
     profile = _profile(env, "create_executor")
     if spec is None and packager is None and profile is not None and profile.executor != "local":
-        from nemotron_core.execution.packaging import make_packager
+        from nemotron_core.execution.packaging import make_packager  # lazy: pulls in nemo_run, omegaconf
 
         # nemo-run's meaning of packager=None: ship nothing, the job runs the code where it lies (a
         # shared filesystem). spec=SPEC instead lets the profile and runspec choose (packaging.py).
@@ -128,10 +134,6 @@ def execute_local(*args: Any, **kwargs: Any) -> Any:
 def _seed_execute_local(script_path: str | Path, train_path: str | Path, passthrough: Sequence[str] = (), *,
                         torchrun: bool = True, env_vars: dict[str, str] | None = None,
                         startup_commands: Sequence[str] | None = None) -> None:
-    from nemotron_core.execution.shellsafe import check_env
-    from nemotron_core.launch import plan_job
-    from nemotron_core.runspec import parse
-
     spec = parse(script_path)
     launch = "torchrun" if torchrun else ("direct" if spec.run.launch == "torchrun" else spec.run.launch)
     if launch != spec.run.launch:  # the seed's flag decides the launcher, as there
@@ -153,7 +155,7 @@ def _clone_saved_repos(train_path: Path, executor: Any = None) -> None:
     """Clone the `${auto_mount:git+...}` checkouts of the job.yaml saved beside `train_path`, if any."""
     job_yaml = Path(train_path).parent / "job.yaml"
     if job_yaml.is_file():
-        from nemotron_core.config.loader import load_yaml
+        from nemotron_core.config.loader import load_yaml  # lazy: pulls in omegaconf, yaml
 
         clone_git_repos_via_tunnel(executor, job_config=load_yaml(job_yaml))
 
@@ -162,12 +164,8 @@ def render_dry_run(executor: Any, plan: Plan, job_dir: Path) -> str:
     """What a dry run shows for `executor`: the sbatch script (Slurm), the request (clouds), else the command."""
     kind = plan.executor  # the profile's executor kind
     if kind == "slurm":
-        from nemotron_core.execution.backends.slurm import render_job_script
-
         return render_job_script(executor, plan, job_dir)
     if kind in ("dgxcloud", "lepton", "skypilot"):
-        from nemotron_core.execution.backends.cloud_render import render_request
-
         return render_request(executor, plan, job_dir)
     return plan.command_line
 
@@ -179,10 +177,6 @@ def execute_remote(script_path: str | Path, train_path: str | Path, env: Any, ex
     reading `train_path`, through `executor`. `dry_run` prints what would be submitted (the sbatch
     text on Slurm) and submits nothing. Attached, it follows the logs and returns the job's exit
     code; detached, it returns 0 once the job is queued."""
-    from nemotron_core.execution.jobs import submit
-    from nemotron_core.launch import plan_job
-    from nemotron_core.runspec import parse
-
     profile = _profile(env, "execute_remote")
     plan = plan_job(parse(script_path), profile, Path(train_path), passthrough=list(passthrough))
     job_dir = Path(train_path).parent
@@ -203,8 +197,6 @@ def execute_remote(script_path: str | Path, train_path: str | Path, env: Any, ex
 def ensure_squashed_image(*args: Any, **kwargs: Any) -> str:
     """`ensure_squashed_image(tunnel, image, remote_job_dir, env, force=...)` (seed) or
     `ensure_squashed_image(profile, image, force=..., dry_run=...)` (squash.py)."""
-    from nemotron_core.execution import squash as _squash
-
     first = args[0] if args else kwargs.get("profile")
     if isinstance(first, Profile):
         return _squash.ensure_squashed_image(*args, **kwargs)
@@ -215,8 +207,6 @@ def _seed_ensure_squashed_image(tunnel: Any, image: str, remote_job_dir: str | N
                                 force: bool = False) -> str:
     """The seed passes its open tunnel; here the profile (`env`) says how to reach the cluster, and the
     squash file goes to the profile's `squash_dir`, else `<remote_job_dir>/images`."""
-    from nemotron_core.execution import squash as _squash
-
     profile = _profile(env, "ensure_squashed_image")
     if profile is None:
         raise ProfileError("ensure_squashed_image: pass env=<the Slurm profile parse_env() returned>")
@@ -236,14 +226,11 @@ def clone_git_repos_via_tunnel(tunnel: Any = None, remote_job_dir: str | None = 
     machine; the Slurm executor create_executor returned (or its local `tunnel`) clones through that
     cluster's shell. The clone itself is config/git_mounts.py's `clone_repo`.
     """
-    from nemotron_core.config.git_mounts import Runner, clone_repo, run_here
-
     if job_config is None:
         raise NemotronError("clone_git_repos_via_tunnel: pass job_config=<the config build_job_config returned>: "
                             "the checkouts it pinned are in its run.repos")
     run: Runner = run_here
     if hasattr(getattr(tunnel, "tunnel", None), "kind"):  # a Slurm executor built by create_executor
-        from nemotron_core.execution.backends.slurm_shell import SlurmShell
 
         shell = SlurmShell.for_executor(tunnel)
         run = lambda argv: shell.run(argv, timeout=600)  # noqa: E731

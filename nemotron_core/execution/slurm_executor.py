@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from nemotron_core.compat import nemo_run
 from nemotron_core.execution.options import JobOptions
 
 # Our fields that nemo-run's SlurmExecutor writes as `#SBATCH --<name>` (a subset of its SBATCH_FLAGS).
@@ -110,7 +112,7 @@ class SlurmJobExecutor:
     def packager(self) -> Any:
         """nemo-run's packager for the profile's choice (imports nemo-run: only a real submit packages code)."""
         if self._packager is None:
-            from nemotron_core.execution.packaging import make_packager
+            from nemotron_core.execution.packaging import make_packager  # lazy: pulls in nemo_run, omegaconf
 
             self._packager = make_packager(self.packager_choice, script_path=self.script_path,
                                            excludes=self.code_excludes)
@@ -128,11 +130,8 @@ class SlurmJobExecutor:
     def to_nemo_run(self, *, name: str, job_dir: str) -> Any:
         """nemo-run's SlurmExecutor with these fields, set up for the job in `job_dir` (a LocalTunnel:
         rendering reads only its job_dir). For nemo-run's Ray container template."""
-        from pathlib import Path
-
-        from nemotron_core.compat import nemo_run
-
         run = nemo_run()
+        # lazy: nemo_run.core.execution.slurm is a heavy import
         from nemo_run.core.execution.slurm import SlurmJobDetails
 
         kwargs = {k: getattr(self, k) for k in SBATCH_FIELDS if k not in ("open_mode", "comment")}
@@ -149,6 +148,6 @@ class SlurmJobExecutor:
 
 
 def _ships(packager: Any) -> bool:
-    from nemotron_core.execution.packaging import ships_code
+    from nemotron_core.execution.packaging import ships_code  # lazy: pulls in nemo_run, omegaconf
 
     return ships_code(packager)

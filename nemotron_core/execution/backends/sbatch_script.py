@@ -26,6 +26,7 @@ import re
 import shlex
 from typing import Any
 
+from nemotron_core.errors import ProfileError
 from nemotron_core.execution.shellsafe import check_command, check_mount, check_value, check_words, export_lines
 
 RUNDIR = "/nemo_run"  # where a container sees the job dir (nemo-run's RUNDIR_NAME)
@@ -59,8 +60,6 @@ def sbatch_flags(ex: Any, *, name: str, folder: str, profile: str | None) -> lis
 
 
 def _error(profile: str | None, text: str) -> Exception:
-    from nemotron_core.errors import ProfileError
-
     return ProfileError(f"profile '{profile}': {text}" if profile else text)
 
 

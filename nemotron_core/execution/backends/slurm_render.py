@@ -13,15 +13,19 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import sys
 from pathlib import Path
 from typing import Callable
 
-from nemotron_core.execution.backends import ray_slurm
+from nemotron_core.compat import nemo_run
+from nemotron_core.execution.backends import ray_slurm, sbatch_script
 from nemotron_core.execution.backends.slurm_shell import SlurmError
 from nemotron_core.execution.backends.slurm_tags import job_name, make_comment
 from nemotron_core.execution.code_root import pythonpath_line
+from nemotron_core.execution.executors import with_plan_env
 from nemotron_core.execution.options import JobPaths, SlurmExecutor, job_options, job_paths
 from nemotron_core.execution.secrets_file import SECRETS_FILE, source_lines
+from nemotron_core.execution.shellsafe import check_command, check_value, export_lines
 from nemotron_core.launch import Plan
 from nemotron_core.paths import PACKAGE_ROOT, state_dir
 
@@ -35,8 +39,6 @@ def remap_words(words: list[str], executor: SlurmExecutor, paths: JobPaths, *, s
     → the job's code dir (when code is shipped); this interpreter → the job's; the
     venv's torchrun → `torchrun` on the job's PATH.
     """
-    import sys
-
     opts = job_options(executor)
     local_job, root = str(paths.local), opts.code_root.rstrip("/")
     torchrun = str(Path(sys.executable).with_name("torchrun"))
@@ -101,9 +103,6 @@ def _setup_lines(ex: SlurmExecutor, paths: JobPaths, *, ship_code: bool) -> list
 def render_sbatch(executor: SlurmExecutor, plan: Plan, paths: JobPaths, *, name: str, comment: str,
                   ship_code: bool) -> str:
     """The sbatch script for `plan` (sbatch_script.py: nemo-run's layout, values quoted); writes nothing."""
-    from nemotron_core.execution.backends import sbatch_script
-    from nemotron_core.execution.shellsafe import check_command
-
     profile = job_options(executor).profile
     ex = _prepared(executor, paths, comment=comment)
     env = dict(ex.env_vars or {})
@@ -130,12 +129,8 @@ def render_ray_sbatch(executor: SlurmExecutor, plan: Plan, paths: JobPaths, *, n
     quoted in the setup lines (nemo-run gets none), and the command travels in a variable:
     the template puts it inside double quotes, where `$(...)` would run.
     """
-    from nemotron_core.compat import nemo_run
-
     nemo_run()
-    from nemo_run.run.ray.slurm import SlurmRayRequest
-
-    from nemotron_core.execution.shellsafe import check_command, check_value, export_lines
+    from nemo_run.run.ray.slurm import SlurmRayRequest  # lazy: nemo_run.run.ray.slurm is a heavy import
 
     profile = job_options(executor).profile
     ex = _prepared(executor, paths, comment=comment)
@@ -204,8 +199,6 @@ def render_job_script(executor: SlurmExecutor, plan: Plan, job_dir: Path, *, ref
                       flow_run_id: str | None = None,
                       content_key: str | None = None) -> str:
     """What `--dry-run` shows for a Slurm profile: the exact sbatch text submit() would use."""
-    from nemotron_core.execution.executors import with_plan_env
-
     executor = with_plan_env(executor, plan)
     paths = job_paths(executor, job_dir)
     name = job_name(plan.recipe)

@@ -139,7 +139,7 @@ class SlurmShell:
         raise AssertionError("unreachable: the second attempt returns or raises")
 
     def _run_ssh(self, argv: list[str], *, timeout: float, input: str | None) -> subprocess.CompletedProcess[str]:
-        from invoke.exceptions import CommandTimedOut
+        from invoke.exceptions import CommandTimedOut  # lazy: invoke.exceptions is a heavy import
 
         if input is not None:
             raise ValueError("stdin is not forwarded over SSH here; copy a file with put() instead")
