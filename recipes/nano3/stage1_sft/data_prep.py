@@ -100,6 +100,9 @@ def main(argv: list[str]) -> None:
     cfg, out, resume, world, sources, inputs = p.cfg, p.out, p.resume, p.world, p.sources, p.inputs
     tok, tok_json = p.tokenizer, p.tokenizer_json
     workers, seq_length = config.positive_int(cfg, "workers"), config.positive_int(cfg, "seq_length")
+    for name, src in sources.items():
+        if src["type"] == "synthetic" and not isinstance(src["restate"], bool):
+            raise ConfigError(f"config key 'sources.{name}.restate': {src['restate']!r} must be true or false")
     p.start()
 
     # ---- shards: conversations -> chat template -> loss mask -> packed rows -> Parquet (Ray) ----
@@ -140,8 +143,6 @@ def plan_jobs(cfg, sources, inputs, world, tok_json, seq_length) -> list[dict]:
         base = {"source": name, "type": src["type"], "num_shards": n, "tokenizer": tok_digest,
                 "seq_length": seq_length, "splits": cfg["splits"], "on_error": cfg["on_error"]}
         if src["type"] == "synthetic":
-            if not isinstance(src["restate"], bool):
-                raise ConfigError(f"config key 'sources.{name}.restate': {src['restate']!r} must be true or false")
             per_split = splits.split_counts(src["conversations"], cfg["splits"])
         else:
             pieces = readers.plan(inputs[name]["fmt"], inputs[name]["files"], n, src["storage_options"])
