@@ -16,32 +16,17 @@ import re
 from dataclasses import dataclass, field
 
 from nemotron_core.errors import NemotronError
+from nemotron_core.recipe_config import RunContext
 
 _DOTLIST = re.compile(r"^(\+?[A-Za-z_][\w.-]*=.*|~[A-Za-z_][\w.-]*)$")
 
 
 @dataclass
-class GlobalContext:
-    run: str | None = None  # profile, attached
-    batch: str | None = None  # profile, detached
-    dry_run: bool = False
-    config: str | None = None
-    stage: bool = False  # put the job's files in place and print how to run it; submit nothing
-    force_squash: bool = False  # import the container's squash file again even when it exists
-    passthrough: list[str] = field(default_factory=list)
+class GlobalContext(RunContext):
+    """The toolkit's RunContext (the seed's global options: profile, mode, --dry-run, --stage, ...) plus the
+    full command line, which the CLI keeps for job.yaml."""
+
     argv: list[str] = field(default_factory=list)  # the full original command line
-
-    @property
-    def mode(self) -> str:
-        return "batch" if self.batch else "run" if self.run else "local"
-
-    @property
-    def profile(self) -> str | None:
-        return self.batch or self.run
-
-    @property
-    def attached(self) -> bool:
-        return not self.batch
 
 
 #: Global options with a value, and flags: option word → GlobalContext field.
