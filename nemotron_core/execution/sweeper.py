@@ -24,6 +24,7 @@ import shutil
 from typing import Any, Callable
 
 from nemotron_core.errors import NemotronError
+from nemotron_core.execution import owner
 from nemotron_core.execution.backends.docker import docker, tagged_containers
 from nemotron_core.execution.backends.slurm import list_tagged
 from nemotron_core.execution.backends.slurm_shell import SlurmShell
@@ -52,9 +53,8 @@ def _slurm_clusters(extra: dict[str, Any] | None = None) -> list[dict[str, Any]]
 
 def tagged_slurm_jobs(cluster: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Active Slurm jobs that this server and user submitted: {id, state, name, flow_run, key, job, server, user}."""
-    from nemotron_core.execution.owner import current_user, server_identity
 
-    server, user = server_identity(), current_user()
+    server, user = owner.server_identity(), owner.current_user()
     jobs: list[dict[str, Any]] = []
     for c in _slurm_clusters(cluster):
         try:

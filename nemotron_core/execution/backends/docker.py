@@ -32,6 +32,7 @@ import sys
 from pathlib import Path
 
 from nemotron_core.errors import NemotronError, ProfileError
+from nemotron_core.execution import owner
 from nemotron_core.execution.backends.wrapper import CANCEL_FILE, EXIT_FILE, read_exit_code, write_launch_script
 from nemotron_core.execution.options import DockerExecutor, job_options
 from nemotron_core.execution.refs import JobRef, key_digest
@@ -102,11 +103,10 @@ def _bind(src: str, what: str) -> str:
 
 def run_args(executor: DockerExecutor, ref: JobRef, launch: Path, log: Path) -> list[str]:
     """The `docker run` arguments for the job (every value an argv word, never shell text)."""
-    from nemotron_core.execution.owner import current_user, server_identity
 
     job_dir = Path(ref.job_dir)
     labels = {"job": ref.tag, "flow_run": ref.flow_run_id or "", "key": key_digest(ref.content_key or ""),
-              "server": server_identity(), "user": current_user()}
+              "server": owner.server_identity(), "user": owner.current_user()}
     args = ["run", "-d", "--name", container_name(ref), "--user", f"{os.getuid()}:{os.getgid()}",
             "--network", executor.network, "--workdir", str(job_dir)]
     if executor.network == "none":
@@ -246,10 +246,9 @@ def _record_exit(job_dir: Path, code: int) -> None:
 
 def tagged_containers(host: str | None) -> list[dict[str, str]]:
     """Running nemotron containers of this server and user: {name, flow_run, job}."""
-    from nemotron_core.execution.owner import current_user, server_identity
 
-    proc = docker(host, "ps", "--filter", f"label={LABEL}.server={server_identity()}",
-                  "--filter", f"label={LABEL}.user={current_user()}",
+    proc = docker(host, "ps", "--filter", f"label={LABEL}.server={owner.server_identity()}",
+                  "--filter", f"label={LABEL}.user={owner.current_user()}",
                   "--format", f'{{{{.Names}}}}\t{{{{.Label "{LABEL}.flow_run"}}}}\t{{{{.Label "{LABEL}.job"}}}}')
     if proc.returncode != 0:
         raise NemotronError(f"docker ps: {_error(proc)}")

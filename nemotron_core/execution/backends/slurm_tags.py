@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 
+from nemotron_core.execution import owner
+
 COMMENT_PREFIX = "nemotron:"
 
 
@@ -22,11 +24,10 @@ def job_name(recipe: str) -> str:
 
 def make_comment(*, flow_run_id: str | None, content_key: str | None, tag: str) -> str:
     """The job's tag; `server`/`user` say whose sweeper may cancel it (owner.py)."""
-    from nemotron_core.execution.owner import current_user, server_identity
 
     clean = lambda v: re.sub(r"[^A-Za-z0-9_.:/@+-]", "_", str(v)) if v else ""  # noqa: E731
     return (f"{COMMENT_PREFIX}flow_run={clean(flow_run_id)};key={clean(content_key)};job={clean(tag)};"
-            f"server={server_identity()};user={current_user()}")
+            f"server={owner.server_identity()};user={owner.current_user()}")
 
 
 def parse_comment(comment: str | None) -> dict[str, str] | None:
