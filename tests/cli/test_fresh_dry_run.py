@@ -36,20 +36,13 @@ def test_every_stage_has_a_recipe_command():
 
 
 SLURM = ["--run", "slurm"]
-#: Rendering an sbatch script imports nemo-run (seconds per command): CI runs one recipe through Slurm,
-#: the slow suite all of them.
-FAST_SLURM = ("sft",)
 
 
-@pytest.mark.parametrize("profile, only", [([], None), (SLURM, FAST_SLURM),
-                                           pytest.param(SLURM, None, marks=pytest.mark.slow)],
-                         ids=["local", "slurm-sft", "slurm-all"])
-def test_every_recipe_dry_run_works_on_an_empty_state(world, profile, only):
+@pytest.mark.parametrize("profile", [[], SLURM], ids=["local", "slurm"])
+def test_every_recipe_dry_run_works_on_an_empty_state(world, profile):
     paths = {" ".join(p) for p, _ in leaves()}
     before = snapshot(world.watched())
     for path, command in recipe_commands():
-        if only is not None and command.stage.name not in only:
-            continue
         argv = [*path, *profile, "--dry-run"]
         out = world.nemotron(*argv)
         where = f"nemotron {' '.join(argv)}"
@@ -66,7 +59,7 @@ def test_every_recipe_dry_run_works_on_an_empty_state(world, profile, only):
         assert not changes(before, snapshot(world.watched())), f"{where} created files"
 
 
-@pytest.mark.parametrize("profile", [[], pytest.param(SLURM, marks=pytest.mark.slow)], ids=["local", "slurm"])
+@pytest.mark.parametrize("profile", [[], SLURM], ids=["local", "slurm"])
 def test_pipe_dry_run_works_on_an_empty_state(world, profile):
     from pipeline.stages import STAGES
 
