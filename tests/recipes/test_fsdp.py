@@ -180,6 +180,21 @@ def test_sharded_checkpoint_round_trip_async_commit_and_consolidation(tmp_path):
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in model.state_dict().items())
 
 
+def test_activation_checkpointing_recomputes_to_the_same_gradients():
+    import torch
+
+    plain, _, _, _ = tiny(seed=3)
+    ckpt, _, _, _ = tiny(seed=3)
+    net = parallelize.apply(ckpt, Runtime(), "ddp", checkpointing=True)  # one process: not wrapped
+    assert net is ckpt and ckpt.is_activation_checkpointing
+    ids = torch.arange(64).view(2, 32) % 100
+    for m in (plain, ckpt):
+        m.train()
+        m(input_ids=ids, labels=ids).loss.backward()
+    grads = [(a.grad, b.grad) for a, b in zip(plain.parameters(), ckpt.parameters()) if a.grad is not None]
+    assert grads and all(torch.allclose(a, b, atol=1e-6) for a, b in grads)
+
+
 # ---- 2 gloo ranks (torchrun), slow --------------------------------------------------------------
 @pytest.mark.slow
 def test_fsdp_two_ranks_write_one_shard_per_rank_and_a_consolidated_model(fsdp2):

@@ -62,7 +62,12 @@ def activation_checkpointing(model) -> None:
     if not getattr(model, "supports_gradient_checkpointing", False):
         raise ConfigError(f"config key 'parallelism.activation_checkpointing': {type(model).__name__} does not "
                           f"support it; set it to false")
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    kwargs = {"use_reentrant": False}
+    enable = getattr(model, "activation_checkpointing_enable", None)  # transformers >= 5.x's name
+    if enable is not None:
+        enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
 def shard(model, rt: Runtime) -> Any:
