@@ -135,18 +135,28 @@ def _running_job(state: Path, proc: subprocess.Popen, log: Path):
     return wait_for(running, 420, "the pretrain Slurm job RUNNING")
 
 
-def _slurm_state(cluster, job_id) -> str:
+def _slurm_job(cluster, job_id) -> dict | None:
+    """The job's squeue record, or None once slurmctld has purged it (MinJobAge=10 s on the test cluster)."""
     out = cluster.run("squeue", "--json", "--states=all")  # Slurm 22.05 ignores --jobs with --json
     listed = [j for j in json.loads(out.stdout)["jobs"] if str(j["job_id"]) == str(job_id)] if out.stdout else []
-    value = listed[0]["job_state"] if listed else "GONE"
+    return listed[0] if listed else None
+
+
+def _state_of(record: dict | None) -> str:
+    if record is None:
+        return "GONE"
+    value = record["job_state"]
     return value[0] if isinstance(value, list) else value
 
 
-def _slurm_end_time(cluster, job_id) -> datetime:
-    """The job's EndTime as Slurm recorded it (local time, whole seconds), timezone-aware."""
-    out = cluster.run("scontrol", "-o", "show", "job", str(job_id)).stdout
-    fields = dict(word.split("=", 1) for word in out.split() if "=" in word)
-    return datetime.fromisoformat(fields["EndTime"]).astimezone()
+def _slurm_state(cluster, job_id) -> str:
+    return _state_of(_slurm_job(cluster, job_id))
+
+
+def _end_time_of(record: dict) -> datetime:
+    """The job's end time as Slurm recorded it (epoch seconds; 23.02+ wraps numbers as {"number": N})."""
+    value = record["end_time"]
+    return datetime.fromtimestamp(int(value["number"] if isinstance(value, dict) else value)).astimezone()
 
 
 LIVE = ("RUNNING", "PENDING", "CONFIGURING", "COMPLETING")  # COMPLETING: Slurm still killing its processes
@@ -166,10 +176,11 @@ def _cancel_and_check(state, cluster, worker):
         clicked = time.monotonic()
         client.set_flow_run_state(run.id, Cancelling(), force=True)
 
-        final = wait_for(lambda: (s := _slurm_state(cluster, job.id)) not in LIVE and s, 120,
-                         f"slurm job {job.id} ended after Cancel")
+        # The end time is kept from the read that saw the job end: the record is purged 10 s later.
+        ended = wait_for(lambda: (r := _slurm_job(cluster, job.id)) is not None and _state_of(r) not in LIVE and r,
+                         120, f"slurm job {job.id} ended after Cancel")
         took = time.monotonic() - clicked
-        assert final in ("CANCELLED", "GONE"), final
+        assert _state_of(ended) == "CANCELLED", ended
         listed = json.loads(cluster.run("squeue", "--json", "--states=all").stdout)["jobs"]  # 22.05: filters ignored
         mine = [(j["job_id"], j["job_state"]) for j in listed if str(run.id) in (j.get("comment") or "")]
         assert mine and all(st not in LIVE for _, st in mine), mine  # tagged with the run; none alive
@@ -185,7 +196,7 @@ def _cancel_and_check(state, cluster, worker):
         assert "CANCELLING" in history and history.index("CANCELLING") < history.index("CANCELLED"), history
         cancelling = next(st.timestamp for st in states if st.type.value == "CANCELLING")
         cancelled = next(st.timestamp for st in states if st.type.value == "CANCELLED")
-        job_end = _slurm_end_time(cluster, job.id)
+        job_end = _end_time_of(ended)
         # Slurm's EndTime has whole seconds: allow that rounding on both sides
         assert cancelling - timedelta(seconds=1) <= job_end <= cancelled + timedelta(seconds=1), \
             (cancelling, job_end, cancelled)
