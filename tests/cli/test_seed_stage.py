@@ -15,7 +15,8 @@ from nemotron_cli.recipe_typer import RecipeTyper
 from nemotron_core.execution.backends.slurm import list_tagged
 from pipeline.stages import Stage
 
-from tests.execution.conftest import JOB_RECIPE, slurm_profile
+from tests.execution.conftest import slurm_profile
+from tests.reliability.fuzzing_hostile import job_app
 
 ECHO = "tests/fixtures/recipes/echo/echo.py"
 
@@ -104,20 +105,7 @@ def test_stage_on_slurm_puts_the_files_on_the_cluster_and_the_line_submits_it(tm
     monkeypatch.chdir(tmp_path)
     (tmp_path / "pyproject.toml").write_text("")  # env.toml lookup stops here
     (tmp_path / "env.toml").write_text(slurm_profile())
-    meta = Stage("test/job", JOB_RECIPE)
-    app = RecipeTyper(name="t")
-
-    @app.recipe(meta, name="job", panel="Test", help="The execution test job.")
-    def job(ctx: typer.Context) -> None:
-        from nemotron_cli.context import split_dotlist
-        from nemotron_cli.recipe_run import run_recipe
-
-        raise typer.Exit(run_recipe(meta, ctx.obj, split_dotlist(ctx.args)))
-
-    @app.command("noop")
-    def noop() -> None:
-        pass
-
+    app = job_app()
     out_dir = tmp_path / "out"
     assert main(["job", "-b", "slurm", "--stage", f"output_dir={out_dir}", "check_env=MY_TEST_TOKEN"],
                 cli=app) == 0, capsys.readouterr().err

@@ -56,7 +56,7 @@ import typer  # at module level: the job CLI's annotations are evaluated in this
 WANDB_VAR = "MY_WB"  # not named like a secret: only the [wandb] api_key_env declaration makes it one
 
 
-def _job_app():
+def job_app():
     """A one-command CLI around the job test recipe, wired like nano3's (as test_script_injection's fixture)."""
     from nemotron_cli.recipe_typer import RecipeTyper
     from pipeline.stages import Stage
@@ -103,7 +103,7 @@ class HostileCases:
                            "scontrol": si.SCONTROL_STUB}.items():
             (self.stub_bin / name).write_text(text)
             (self.stub_bin / name).chmod(0o755)
-        self.job_app = _job_app()
+        self.job_app = job_app()
         self.world_env = self.fixed / "env.toml"
         self.world_env.write_text(dr.ENV_TOML.format(root=self.registry_root))
         sources = self.fixed / "sources"
