@@ -216,7 +216,7 @@ def prepare_job(stage: Stage, request: StageRequest, inputs: dict[str, str], lau
         pending = pending_check(registry, dict(rebuilt))
     job = build_job_config(train, spec=spec, mode=launch.mode, profile=profile, argv=launch.argv, dotlist=dotlist,
                            passthrough=launch.passthrough, config_name=request.config, pending=pending,
-                           git_cache=git_cache_of(env, profile))
+                           git_cache=git_cache_of(env, profile), git=not launch.dry_run)
     if job.run.get("env"):  # the config's run.env overrides the profile (nemotron_core/config/run_section.py)
         from nemotron_core.config.run_section import apply_run_env  # lazy: pulls in omegaconf, yaml
 

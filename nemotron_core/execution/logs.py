@@ -8,7 +8,6 @@ its output file when the job starts) and new ones may appear (one per requeue).
 
 from __future__ import annotations
 
-import asyncio
 import queue
 import threading
 from typing import AsyncIterator, Callable, Iterable
@@ -111,6 +110,8 @@ class StreamFollower:
         self._thread.start()
 
     def _run(self) -> None:
+        import asyncio  # lazy: asyncio is a heavy import (~10 ms) that a dry run, which imports this module, never uses
+
         async def consume() -> None:
             async for chunk in self._stream():
                 if self._stop.is_set():

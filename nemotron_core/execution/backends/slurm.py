@@ -32,7 +32,6 @@ import datetime as _dt
 import os
 import re
 import shlex
-import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -122,6 +121,8 @@ class SlurmBackend:
         archive = Path(executor.packager.package(Path(job_options(executor).code_root), str(paths.local), "code"))
         if shell.local_fs() and paths.host == str(paths.local):
             code_dir.mkdir(parents=True, exist_ok=True)
+            import tarfile  # lazy: only unpacking shipped code needs it; a dry run imports this module to render sbatch
+
             with tarfile.open(archive) as tar:
                 tar.extractall(code_dir, filter="data")
             archive.unlink()  # the unpacked tree is the record; the tarball would double the job dir
