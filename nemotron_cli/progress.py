@@ -2,7 +2,8 @@
 
 One row per stage run (the eval once per model): its state (pending / running / cached / completed /
 failed / retrying / cancelled), job id, elapsed time, and what its progress artifact says (tasks/progress.py:
-step k/N, latest loss and ETA for a trainer, shards done/total for a data prep). The rows come from
+step k/N, latest loss and ETA for a trainer, shards or rows done/total for a data prep, tasks done/total
+and the running task's questions for the eval). The rows come from
 the Prefect API only (the flow run, its task runs, their progress artifacts), so the watcher works
 wherever the API is reachable, also when a worker on another machine runs the flow.
 
@@ -39,6 +40,7 @@ from rich.live import Live
 from rich.table import Table
 
 from pipeline.stages import STAGES
+from recipes.nano3.common.progress import UNITS
 from tasks.progress import parse
 
 T = TypeVar("T")
@@ -124,22 +126,31 @@ def duration(seconds: float | None) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
+def progress_text(f: dict[str, str]) -> str:
+    """The progress cell: "step 120/600" (trainers), "shards 3/8" / "rows 240/1650" (data preps),
+    "tasks 1/5 heldout_qa 64/212" (the eval: its tasks, then the running one's questions)."""
+    if f.get("step"):
+        return f"step {f['step']}"
+    counted = " ".join(f"{unit} {f[unit]}" for unit in UNITS if f.get(unit))
+    if going := f.get("now"):
+        counted = f"{counted} {going}".strip()
+    return counted
+
+
 def cells(row: Row, now: datetime) -> list[str]:
     f = row.fields
     going = row.state in ("running", "retrying")
-    progress = f.get("step") or (f"shards {f['shards']}" if f.get("shards") else "")
-    return [row.label, row.state, f.get("job", "-"), duration(row.elapsed(now)), progress or "-",
+    return [row.label, row.state, f.get("job", "-"), duration(row.elapsed(now)), progress_text(f) or "-",
             f.get("loss", "-"), f.get("eta", "-") if going else "-"]
 
 
-HEADER = ["stage", "state", "job", "elapsed", "step / shards", "loss", "eta"]
+HEADER = ["stage", "state", "job", "elapsed", "progress", "loss", "eta"]
 
 
 def line(row: Row, now: datetime) -> str:
     label, state, job, elapsed, progress, loss, eta = cells(row, now)
     parts = [f"{label:18s} {state:9s}", f"job {job}" if job != "-" else "", f"{elapsed}",
-             f"step {progress}" if row.fields.get("step") else (progress if progress != "-" else ""),
-             f"loss {loss}" if loss != "-" else "", f"eta {eta}" if eta != "-" else ""]
+             progress if progress != "-" else "", f"loss {loss}" if loss != "-" else "", f"eta {eta}" if eta != "-" else ""]
     return "  ".join(p for p in parts if p)
 
 

@@ -4,11 +4,13 @@
 PrefectReporter, plus a progress artifact (`<stage>-progress`, or `eval-<model>-progress` for the
 eval's fan-out) created at 0 % when the task starts. A thread reads the job's
 `output_dir/progress.json` (recipes/nano3/common/progress.py: step k/N and loss from the trainers,
-shards done/total from the data preps) and the job's id (its jobref, by content key) every
+shards or rows done/total from the data preps, tasks done/total and the running task's questions from
+the eval) and the job's id (its jobref, by content key) every
 POLL_S seconds and updates the artifact when either changed; a run that succeeds ends at 100 %.
 
 The artifact's description is one line of `key value` fields joined by " · " (`describe`), e.g.
-`job local 4711 · step 120/600 · loss 2.3100 · eta 40s`: the UI shows it beside the percentage, and
+`job local 4711 · step 120/600 · loss 2.3100 · eta 40s` or
+`model nano3-sft-model:v2 · job local 4712 · tasks 1/5 · now heldout_qa 64/212`: the UI shows it beside the percentage, and
 `nemotron nano3 pipe` / scripts/quickstart read it back through the API (`parse`) to draw their rows.
 """
 
@@ -59,8 +61,11 @@ def fields_of(progress: Any, job: str | None, model: str | None) -> dict[str, st
         if progress.loss is not None:
             fields["loss"] = f"{progress.loss:.4f}"
         fields["eta"] = eta_text(progress.eta())
-        if progress.shards_total:
-            fields["shards"] = f"{progress.shards_done or 0}/{progress.shards_total}"
+        if progress.unit and progress.of:  # "shards 3/8", "rows 240/1650", "tasks 1/5"
+            fields[progress.unit] = f"{progress.done or 0}/{progress.of}"
+        if progress.task:  # "now heldout_qa 64/212"
+            items = f" {progress.task_done or 0}/{progress.task_of}" if progress.task_of else ""
+            fields["now"] = f"{progress.task}{items}"
     return fields
 
 
@@ -124,7 +129,7 @@ class ProgressArtifact:
         self.thread.join(timeout=POLL_S + 5)
         if ok:
             self.update()  # a job shorter than one poll: its id (and record, if still there) all the same
-            self._send(100.0, {**self.last, "eta": ""})
+            self._send(100.0, {**self.last, "eta": "", "now": ""})  # nothing runs any more
 
     def _send(self, value: float, fields: dict[str, str]) -> None:
         try:

@@ -39,7 +39,7 @@ def test_shard_runner_counts_shards_with_no_times(tmp_path):
         (out / "shards" / f"{name}.json").write_text(json.dumps({"digest": name, "stats": {}}))
     run_shards(lambda job: {}, [{"name": "a", "digest": "a"}, {"name": "b", "digest": "b"}], workers=1,
                marker_dir=out / "shards", log=lambda _: None)
-    assert json.loads((out / PROGRESS_FILE).read_text()) == {"shards_done": 2, "shards_total": 2}
+    assert json.loads((out / PROGRESS_FILE).read_text()) == {"done": 2, "of": 2, "unit": "shards"}
 
 
 def test_foreign_or_broken_records_read_as_none(tmp_path):
@@ -48,8 +48,13 @@ def test_foreign_or_broken_records_read_as_none(tmp_path):
     assert read_progress(tmp_path) is None
     (tmp_path / PROGRESS_FILE).write_text(json.dumps([1, 2]))
     assert read_progress(tmp_path) is None
-    (tmp_path / PROGRESS_FILE).write_text(json.dumps({"step": True, "total": "9", "loss": "nan", "shards_done": 1, "shards_total": 4}))
-    assert read_progress(tmp_path) == Progress(shards_done=1, shards_total=4)  # wrong types dropped
+    (tmp_path / PROGRESS_FILE).write_text(json.dumps({"step": True, "total": "9", "loss": "nan", "done": 1, "of": 4,
+                                                      "unit": "shards"}))
+    assert read_progress(tmp_path) == Progress(done=1, of=4, unit="shards")  # wrong types dropped
+    # words reach the UI and the terminal: an unknown unit, a task name that is not a plain name, dropped
+    (tmp_path / PROGRESS_FILE).write_text(json.dumps({"done": 1, "of": 4, "unit": "bytes · job x",
+                                                      "task": "qa · eta 0s", "task_done": 1, "task_of": 2}))
+    assert read_progress(tmp_path) == Progress(done=1, of=4, task_done=1, task_of=2)
     (tmp_path / PROGRESS_FILE).write_text(" " * 5000 + "{}")
     assert read_progress(tmp_path) is None
     elsewhere = tmp_path / "elsewhere.json"
@@ -70,8 +75,12 @@ def test_artifact_line_round_trips():
     assert line == "job local 4711 · step 120/600 · loss 2.3100 · eta 2m40s"
     assert parse(line) == {"job": "local 4711", "step": "120/600", "loss": "2.3100", "eta": "2m40s"}
     assert percent(Progress(step=120, total=600)) == 20.0 and percent(None) == 0.0
-    assert parse(describe(fields_of(Progress(shards_done=3, shards_total=8), None, "nano3-sft-model:v2"))) == \
+    assert parse(describe(fields_of(Progress(done=3, of=8, unit="shards"), None, "nano3-sft-model:v2"))) == \
         {"model": "nano3-sft-model:v2", "shards": "3/8"}
+    evaluating = Progress(done=1, of=5, unit="tasks", task="heldout_qa", task_done=64, task_of=212)
+    line = describe(fields_of(evaluating, "local 9", "nano3-rl-model:v1"))
+    assert line == "model nano3-rl-model:v1 · job local 9 · tasks 1/5 · now heldout_qa 64/212"
+    assert percent(evaluating) == 26.0  # (1 task + 64/212 of the next) of 5
     assert parse(None) == {} and parse("waiting") == {} and eta_text(59.6) == "1m00s"
 
 
@@ -116,5 +125,65 @@ def test_rows_one_per_stage_run_and_plain_lines_per_change():
     screen = io.StringIO()
     Console(file=screen, width=120).print(watcher.table())  # what the live display draws on a terminal
     drawn = screen.getvalue()
-    assert "waiting for the flow run" in drawn and "step / shards" in drawn
+    assert "waiting for the flow run" in drawn and "progress" in drawn
     assert all(label in drawn for label in rows) and "local 7" in drawn and "10/60" in drawn and "22s" in drawn
+
+
+def test_counted_jobs_write_each_part_and_the_rows_show_it(tmp_path):
+    """The RL data prep counts rows, the eval its tasks and the running task's questions (common/progress.py
+    Counter): each record as written reads back, and the watcher's row prints it."""
+    from prefect.states import Running
+
+    from nemotron_cli.progress import Row, line
+    from recipes.nano3.common.progress import Counter
+    from tasks.progress import describe, fields_of, parse
+
+    seen = []
+    track = Counter(tmp_path, 3, "tasks")
+    seen.append(read_progress(tmp_path))
+    track.begin("heldout_qa")
+    track.items(64, 212)
+    seen.append(read_progress(tmp_path))
+    track.finish()
+    seen.append(read_progress(tmp_path))
+    track.begin("nano3_qa")
+    track.finish(2)
+    seen.append(read_progress(tmp_path))
+    assert seen == [Progress(done=0, of=3, unit="tasks"),
+                    Progress(done=0, of=3, unit="tasks", task="heldout_qa", task_done=64, task_of=212),
+                    Progress(done=1, of=3, unit="tasks"), Progress(done=3, of=3, unit="tasks")]
+    assert [round(p.fraction() or 0, 3) for p in seen] == [0.0, 0.101, 0.333, 1.0]
+
+    now = datetime.now(timezone.utc)
+    row = Row(stage="eval", label="eval (sft)", task_run=_task_run("eval-tiny", Running(), now),
+              fields=parse(describe(fields_of(seen[1], "local 9", None))))
+    text = line(row, now)
+    assert text.startswith("eval (sft)") and "job local 9" in text and "tasks 0/3 heldout_qa 64/212" in text, text
+    prep = Counter(tmp_path / "rl", 120, "rows")
+    prep.finish(100)
+    assert fields_of(read_progress(tmp_path / "rl"), None, None)["rows"] == "100/120"
+
+
+def test_held_out_answers_come_batch_by_batch_with_the_same_tokens():
+    """eval.py's question count comes from heldout.greedy answering one batch at a time: the same
+    completions as one `completions` call over all prompts, `answered(k)` after each batch."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from recipes.nano3.evaluation.heldout import greedy
+    from recipes.nano3.rl.sampling import completions
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=2, eos_token_id=3,
+                                         pad_token_id=0)).eval()
+
+    class Tokenizer:  # greedy reads only the pad id of the tokenizer
+        pad_token_id = 0
+
+    prompts = [[1, 5 + i, 6, 7 + i % 3][: 2 + i % 3] for i in range(5)]
+    answered: list[int] = []
+    got = greedy(model, Tokenizer(), prompts, max_new_tokens=4, batch_size=2, answered=answered.append)
+    assert answered == [2, 4, 5]
+    assert got == completions(model, prompts, n=1, greedy=True, max_new_tokens=4, batch_size=2, pad_id=0,
+                              stop_ids=[3])

@@ -487,6 +487,9 @@ def test_rl_prompts_manifest_and_heldout(rl, tiny_world, pretrain, tmp_path):
     # RL trains on the train questions kept out of SFT (world.rl_share), and on nothing else
     assert {k for k, sp in seen.items() if sp == "train"} == {it.key for it in tiny_world.rl_questions()}
     assert all(by_key[k].rl_only for k, sp in seen.items() if sp == "train")
+    # progress.json (what the stage's watcher reads): every candidate row counted, no times in it
+    n = sum(c["prompts"] + c["dropped_too_long"] for c in manifest["counts"].values())
+    assert json.loads((rl / "progress.json").read_text()) == {"done": n, "of": n, "unit": "rows"}
     # byte-identical rerun
     again = tmp_path / "rl2"
     run("rl", again, f"tokenizer_path={pretrain[0] / 'tokenizer'}")

@@ -421,6 +421,8 @@ def test_eval_writes_results_samples_lm_eval_and_result(sft_eval, models):
     tasks = sorted(p.name for p in (sft_eval / "lm_eval" / "tasks").iterdir())
     assert tasks == ["nano3_qa.jsonl", "nano3_qa.yaml", "nano3_qa_mc.jsonl", "nano3_qa_mc.yaml"]
     assert set(json.loads((sft_eval / "lm_eval" / "results.json").read_text())) == {"nano3_qa", "nano3_qa_mc"}
+    # progress.json, what the stage's watcher read last: every task done, none running
+    assert json.loads((sft_eval / "progress.json").read_text()) == {"done": 5, "of": 5, "unit": "tasks"}
 
     r = result(sft_eval)
     assert r["artifact"] == "nano3-eval" and r["name"] == "nano3/eval" and r["metrics"] == m

@@ -94,7 +94,7 @@ def run_shards(fn: Callable, jobs: list[dict], *, workers: int, marker_dir: Path
     timing.update(init_s=0.0, run_s=0.0, task_cpu_s=0.0, computed=[j["name"] for j in todo])
     if len(jobs) > len(todo):
         log(f"resume: {len(jobs) - len(todo)}/{len(jobs)} shards already done")
-    write_progress(marker_dir.parent, Progress(shards_done=len(jobs) - len(todo), shards_total=len(jobs)))
+    write_progress(marker_dir.parent, Progress(done=len(jobs) - len(todo), of=len(jobs), unit="shards"))
     if not todo:
         return [results[j["name"]] for j in jobs]
     t0 = time.perf_counter()
@@ -128,7 +128,7 @@ def run_shards(fn: Callable, jobs: list[dict], *, workers: int, marker_dir: Path
             timing["task_cpu_s"] += done["cpu_s"]
             done_now = sum(v is not None for v in results.values())
             log(f"shard {job['name']} done ({done_now}/{len(jobs)})")
-            write_progress(marker_dir.parent, Progress(shards_done=done_now, shards_total=len(jobs)))
+            write_progress(marker_dir.parent, Progress(done=done_now, of=len(jobs), unit="shards"))
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)

@@ -65,6 +65,7 @@ from recipes.nano3.common import config, outputs, prep, readers, splits
 from recipes.nano3.common.chat import render
 from recipes.nano3.common.cli import run_main
 from recipes.nano3.common.errors import DataError
+from recipes.nano3.common.progress import Counter
 
 NAME, ARTIFACT = "nano3/data/prep/rl", "nano3-rl-data"
 ANSWER_CHECK = "recipes.nano3.common.answers:answer_check"
@@ -103,6 +104,7 @@ def main(argv: list[str]) -> None:
 
     # ---- 2. chat template + token ids; drop prompts that are too long ------------------------
     dropped = {sp: 0 for sp in splits.SPLITS}
+    track = Counter(out, sum(len(rows) for rows in records.values()), "rows")  # progress.json: rows done/total
     for sp, rows in records.items():
         texts = [render([{"role": "user", "content": r["question"]}], add_generation_prompt=True)[0] for r in rows]
         encoded = tok.encode_batch(texts, add_special_tokens=False)
@@ -116,6 +118,7 @@ def main(argv: list[str]) -> None:
                          "prompt_ids": enc.ids, "reference": r["reference"]})
         records[sp] = kept
         add_weights(kept, {n: s["weight"] for n, s in sources.items()}, world.cfg.tasks)
+        track.finish(len(rows))
     for name in sources:
         if not any(r["source"] == name for rows in records.values() for r in rows):
             raise DataError(f"source '{name}': no usable prompts ({on_error.skipped} skipped, "

@@ -54,6 +54,7 @@ from pathlib import Path
 os.environ.setdefault("TQDM_DISABLE", "1")  # lm-eval/datasets progress bars: read when tqdm is imported
 
 from recipes.nano3.common import outputs
+from recipes.nano3.common.progress import Counter
 from recipes.nano3.evaluation import heldout, lmeval, report, settings
 from recipes.nano3.evaluation.perplexity import perplexity
 from recipes.nano3.rl.prompts import Prompts
@@ -87,31 +88,41 @@ def main(argv: list[str]) -> None:
 
     # 2. Perplexity on the pretrain valid split.
     chosen = settings.selected_tasks(cfg)  # `tasks` (nano3 eval -t ...): [] = every own task
+    track = Counter(out, len(chosen), "tasks")  # progress.json: tasks done, questions of the running one
     ppl, qa, rl, lm, qa_samples, rl_samples = {}, {}, {}, {}, [], []
     timing = {}
     if "perplexity" in chosen:
+        track.begin("perplexity")
         t = time.time()
         ppl = perplexity(model, pre_data, rt=rt, seq_length=pp["seq_length"], micro=pp["micro_batch_size"],
                          batches=pp["batches"], seed=cfg["seed"])
         timing["perplexity_s"] = time.time() - t
+        track.finish()
     model.eval()
 
     # 3. Held-out Q&A exact match (world questions) and RL reward (RL data prompts), greedy.
     t = time.time()
     if "heldout_qa" in chosen:
-        qa, qa_samples = heldout.world_qa(model, tokenizer, world, h["splits"], **gen)
+        track.begin("heldout_qa")
+        qa, qa_samples = heldout.world_qa(model, tokenizer, world, h["splits"], progress=track.items, **gen)
+        track.finish()
     if "rl_reward" in chosen:
-        rl, rl_samples = heldout.rl_prompts(model, tokenizer, rl_rows, format_reward=h["format_reward"], **gen)
+        track.begin("rl_reward")
+        rl, rl_samples = heldout.rl_prompts(model, tokenizer, rl_rows, format_reward=h["format_reward"],
+                                            progress=track.items, **gen)
+        track.finish()
     timing["heldout_s"] = time.time() - t
 
     # 4. lm-eval harness: the local tasks (HF model adapter, chat template, offline) and any named lm-eval task.
     lm_tasks = [name for name in chosen if name not in settings.OWN_TASKS[:3]]
     if lm_tasks:
+        track.begin(lm_tasks[0] if len(lm_tasks) == 1 else "lm_eval")  # one harness call runs them all
         t = time.time()
         lmeval.write_tasks(world, h["splits"], out / "lm_eval" / "tasks", max_gen_toks=h["max_new_tokens"])
         lm = lmeval.run(model, tokenizer, out / "lm_eval" / "tasks", lm_tasks, batch_size=cfg["lm_eval"]["batch_size"],
                         seed=cfg["seed"])
         timing["lm_eval_s"] = time.time() - t
+        track.finish(len(lm_tasks))
 
     # 5. results.json, samples.jsonl, then RESULT.json (last).
     metrics = report.flat_metrics(ppl, qa, rl, lm)
