@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -76,11 +77,14 @@ file_mounts = {"/data" = "/tmp"}
 """
 
 
-def nemotron(tmp_path: Path, *args: str, dry_run: bool = True) -> subprocess.CompletedProcess:
+def nemotron(tmp_path: Path, *args: str, dry_run: bool = True, home: Path | None = None) -> subprocess.CompletedProcess:
     (tmp_path / "env.toml").write_text(ENV_TOML)
     env = {k: v for k, v in os.environ.items() if k not in ("DGXC_APP_ID", "DGXC_APP_SECRET", "LEPTON_WORKSPACE_TOKEN")}
     env.update(NEMOTRON_ENV_FILE=str(tmp_path / "env.toml"), NEMOTRON_STATE_DIR=str(tmp_path / "s"), HF_TOKEN=SECRET,
                COLUMNS="200")
+    if home is not None:  # importing SkyPilot writes ~/.sky (user hash, locks): keep it under the test's folder
+        home.mkdir(exist_ok=True)
+        env["HOME"] = str(home)
     cmd = [str(REPO / ".venv" / "bin" / "nemotron"), "nano3", "data", "prep", "pretrain", "-c", "tiny", *args]
     return subprocess.run(cmd + (["--dry-run"] if dry_run else []), env=env, cwd=tmp_path, capture_output=True,
                           text=True, timeout=300)
@@ -150,7 +154,7 @@ def test_lepton_dry_run_prints_the_job_spec(tmp_path):
 def test_a_misconfigured_cloud_profile_fails_in_one_line(tmp_path, profile, message):
     if profile == "sky":
         # SkyPilot is an optional extra: where it is installed this profile renders instead.
-        if subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-c", "import sky"], capture_output=True).returncode == 0:
+        if _sky_installed():
             pytest.skip("SkyPilot is installed here")
     proc = nemotron(tmp_path, "--run", profile)
     assert proc.returncode != 0 and proc.stderr.startswith(message) and proc.stderr.count("\n") == 1, proc.stderr
@@ -168,20 +172,113 @@ def test_a_real_submit_without_credentials_fails_in_one_line(tmp_path, profile, 
     assert not list((tmp_path / "s").rglob("secrets.env"))
 
 
+def _sky_installed() -> bool:
+    # find_spec, not `import sky`: importing SkyPilot writes ~/.sky/user_hash
+    probe = "import importlib.util, sys; sys.exit(importlib.util.find_spec('sky') is None)"
+    return subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-c", probe], capture_output=True).returncode == 0
+
+
 def test_skypilot_dry_run_prints_the_task_skypilot_accepts(tmp_path):
-    """Needs the [skypilot] extra; SkyPilot's schema re-reads the task (its launch dry-run needs its catalog
-    from GitHub, out of reach here)."""
-    if subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-c", "import sky"], capture_output=True).returncode:
+    """Needs the [skypilot] extra; SkyPilot's schema re-reads the task the CLI prints."""
+    if not _sky_installed():
         pytest.skip("the [skypilot] extra is not installed")
     import yaml
 
-    proc = nemotron(tmp_path, "--run", "sky")
+    proc = nemotron(tmp_path, "--run", "sky", home=tmp_path / "home")
     assert proc.returncode == 0, proc.stderr
     task = yaml.safe_load(proc.stdout.split("not launched:\n", 1)[1].split("\nwould publish", 1)[0])
+    assert task["name"] == "nano3-data-prep-pretrain"  # SkyPilot refuses '/' in task names
     assert task["num_nodes"] == 2 and task["resources"]["accelerators"] == {"H100": 8}
     assert task["resources"]["infra"] == "aws/us-east-1" and task["resources"]["use_spot"] is True
+    # a container image, not a VM image: SkyPilot reads a bare image_id as an AMI on AWS
+    assert task["resources"]["image_id"] == {"us-east-1": "docker:nvcr.io/nvidia/nemo:25.09"}
     assert task["file_mounts"]["/data"] == "/tmp" and "data_prep.py --config /nemo_run/train.yaml" in task["run"]
     assert SECRET not in proc.stdout + proc.stderr
+
+
+# SkyPilot's own launch dry-run, offline. Its code path: `sky check aws` (the AWS CLI, STS
+# GetCallerIdentity, EC2 DescribeAvailabilityZones) -> the optimizer over its catalogs
+# ($SKY_RUNTIME_DIR/.sky/catalogs/<schema>/...: read from disk, fetched from GitHub only when a file is
+# missing) -> the AWS provisioner's dry-run (EC2 DescribeImages for the AMI's root device). Here the AWS
+# API is the local moto server and the catalog is a few rows written where SkyPilot reads it (a file
+# without a .meta md5 counts as user-edited and is never re-fetched).
+# `sky.launch` is the API-server client: it posts the task to a local SkyPilot API server, which runs
+# sky.execution.launch - called here in-process, without that server.
+SKY_DRY_RUN = r"""
+import json, os, sys
+import boto3, yaml
+import sky
+from sky import check, execution
+from sky.catalog import common
+from sky.clouds import cloud
+
+def write(name, text):
+    path = common.get_catalog_path(name)  # the file SkyPilot reads
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+gpu = "{'Gpus': [{'Name': 'H100', 'Manufacturer': 'NVIDIA', 'Count': 8, 'MemoryInfo': {'SizeInMiB': 81920}}]}"
+write("aws/vms.csv", "InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,GpuInfo,Price,SpotPrice,"
+      "Region,AvailabilityZone,Arch\n"
+      f'p5.48xlarge,H100,8.0,192.0,2048.0,"{gpu}",98.32,30.0,us-east-1,use1-az1,x86_64\n'
+      "m6i.2xlarge,,,8.0,32.0,,0.384,0.1,us-east-1,use1-az1,x86_64\n")
+ami = boto3.client("ec2").register_image(Name="sky-gpu", RootDeviceName="/dev/sda1")["ImageId"]
+write("aws/images.csv", f"Tag,Region,OS,OSVersion,ImageId,CreationDate\n"
+      f"skypilot:custom-gpu-ubuntu-cuda13,us-east-1,ubuntu,22.04,{ami},20250101\n")
+write("aws/instance_quota_mapping.csv", "InstanceType,OnDemandInstanceCode,SpotInstanceCode\n")
+write("common/accelerators.csv", "AcceleratorName,Clouds\nH100,['AWS']\n")
+write("common/metadata.csv", "GPU,MemoryGB,Manufacturer\nH100,80,NVIDIA\n")
+
+enabled = check.check_capability(cloud.CloudCapability.COMPUTE, quiet=True, clouds=["aws"])
+with open(sys.argv[1]) as f:
+    config = yaml.safe_load(f)
+task = sky.Task.from_yaml_config(config)
+dag = sky.Dag()
+dag.add(task)
+sky.Optimizer.optimize(dag, quiet=True)
+best = task.best_resources
+execution.launch(task, dryrun=True, cluster_name="nemotron-dry-run")
+print("RESULT " + json.dumps({"enabled": {k: [str(c) for c in v] for k, v in enabled.items()},
+    "cloud": str(best.cloud), "region": best.region, "instance_type": best.instance_type,
+    "accelerators": best.accelerators, "use_spot": best.use_spot, "disk_size": best.disk_size,
+    "image_id": best.image_id, "num_nodes": task.num_nodes, "run": task.run}))
+"""
+
+
+@pytest.mark.slow  # about a minute on 2 loaded cores: the AWS CLI, SkyPilot's imports and its dry-run
+def test_skypilot_launch_dry_run_accepts_the_task(tmp_path, s3_server):
+    """The task our skypilot profile builds (create_executor -> nemo-run's SkypilotExecutor.to_task, printed
+    by --dry-run) through SkyPilot's own `launch(dryrun=True)`: credential check, optimizer, provisioner."""
+    if not _sky_installed():
+        pytest.skip("the [skypilot] extra is not installed")
+    if shutil.which("aws") is None:
+        pytest.skip("SkyPilot's `sky check aws` runs the AWS CLI: pip install awscli")
+    if shutil.which("rsync") is None:
+        pytest.skip("SkyPilot's provisioner (dry-run included) refuses to start without rsync: apt-get install rsync")
+    import yaml
+
+    proc = nemotron(tmp_path, "--run", "sky", home=tmp_path / "home")
+    assert proc.returncode == 0, proc.stderr
+    task_yaml = tmp_path / "task.yaml"
+    task_yaml.write_text(proc.stdout.split("not launched:\n", 1)[1].split("\nwould publish", 1)[0])
+    # the job folder a real submit fills (nemo-run's packaged code) before launching; --dry-run writes nothing
+    Path(yaml.safe_load(task_yaml.read_text())["file_mounts"]["/nemo_run"]).mkdir(parents=True)
+    home = tmp_path / "sky-home"  # SkyPilot's state, catalogs and locks: HOME and SKY_RUNTIME_DIR, this test's only
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SKYPILOT_"))}
+    env.update(s3_server.env, HOME=str(home), SKY_RUNTIME_DIR=str(home), TMPDIR=str(home))
+    sky = subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-c", SKY_DRY_RUN, str(task_yaml)], env=env,
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert sky.returncode == 0 and "Dryrun finished." in sky.stdout + sky.stderr, sky.stdout[-3000:] + sky.stderr[-3000:]
+    result = json.loads(sky.stdout.split("RESULT ", 1)[1].splitlines()[0])
+    assert result["enabled"] == {"default": ["AWS"]}
+    assert (result["cloud"], result["region"], result["instance_type"]) == ("AWS", "us-east-1", "p5.48xlarge")
+    assert result["accelerators"] == {"H100": 8} and result["num_nodes"] == 2
+    assert result["use_spot"] is True and result["disk_size"] == 500
+    assert result["image_id"] == {"us-east-1": "docker:nvcr.io/nvidia/nemo:25.09"}
+    assert "data_prep.py --config /nemo_run/train.yaml" in result["run"]
+    assert SECRET not in sky.stdout + sky.stderr
 
 
 @pytest.mark.parametrize(("profile", "message"), [
