@@ -8,8 +8,8 @@ cluster user types before every submit: it builds the Slurm executor and renders
 script, without importing nemo-run) ≤ 0.5 s and no slower than the local dry-run of the same
 stage. The data-prep Slurm dry-run renders nemo-run's Ray container template, so it still
 imports nemo-run (shown for comparison). The nemotron commands run against a throwaway env.toml
-and state folder (SLURM_TOML below; pretrain reads `data_path=` instead of a registered
-artifact), so the figures do not depend on this machine's profiles. The last lines are the figures.
+and state folder (the Slurm profile test_slurm_executor renders: tests/execution/conftest.py's CLUSTER_TOML;
+pretrain reads `data_path=` instead of a registered artifact), so the figures do not depend on this machine's profiles. The last lines are the figures.
 """
 
 from __future__ import annotations
@@ -22,6 +22,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the checkout's tests/ helpers
+from tests.execution.conftest import CLUSTER_TOML  # noqa: E402
 
 BIN = Path(sys.executable).parent
 NEMOTRON = str(BIN / "nemotron")
@@ -38,16 +41,6 @@ COMMANDS = {
     "nemotron nano3 data prep pretrain -c tiny --run cluster --dry-run (Ray template)": [
         *PREP, "--run", "cluster", "--dry-run"],
 }
-SLURM_TOML = """\
-[cluster]
-executor = "slurm"
-account = "acct"
-partition = "batch"
-nodes = 2
-gpus_per_node = 8
-container_image = "/lustre/images/nemo.sqsh"
-mounts = ["/lustre:/lustre"]
-"""
 SLURM_ENV: dict[str, str] = {}  # filled by main(): the throwaway env.toml and state folder
 
 
@@ -66,7 +59,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="cli-latency-"))
-    (scratch / "env.toml").write_text(SLURM_TOML)
+    (scratch / "env.toml").write_text(CLUSTER_TOML)
     SLURM_ENV.update(NEMOTRON_ENV_FILE=str(scratch / "env.toml"), NEMOTRON_STATE_DIR=str(scratch / "state"))
     times: dict[str, list[float]] = {name: [] for name in COMMANDS}
     for name, cmd in COMMANDS.items():  # warm the page cache once

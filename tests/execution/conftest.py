@@ -17,6 +17,17 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 JOB_RECIPE = "tests/fixtures/recipes/job/job.py"
 RANKS_RECIPE = "tests/fixtures/recipes/ranks/ranks.py"
+#: A remote-looking Slurm profile (2 nodes x 8 GPUs, a squash image, a Lustre mount) for dry-runs and rendering:
+#: test_slurm_executor renders it, benchmarks/cli_latency.py times `--run cluster --dry-run` on it.
+CLUSTER_TOML = """[cluster]
+executor = "slurm"
+account = "acct"
+partition = "batch"
+nodes = 2
+gpus_per_node = 8
+container_image = "/lustre/images/nemo.sqsh"
+mounts = ["/lustre:/lustre"]
+"""
 
 
 @dataclass

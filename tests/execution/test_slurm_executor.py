@@ -18,18 +18,10 @@ from nemotron_core.execution import JobState, create_executor, submit
 from nemotron_core.execution.backends.slurm import render_job_script
 from nemotron_core.profiles import parse_env_text
 from nemotron_core.runspec import parse
+from tests.execution.conftest import CLUSTER_TOML as CLUSTER
 from tests.execution.conftest import RANKS_RECIPE, REPO, slurm_profile
 
 HEAVY = ("nemo_run", "torchx", "fiddle", "leptonai", "torch")
-CLUSTER = """[cluster]
-executor = "slurm"
-account = "acct"
-partition = "batch"
-nodes = 2
-gpus_per_node = 8
-container_image = "/lustre/images/nemo.sqsh"
-mounts = ["/lustre:/lustre"]
-"""
 
 
 def test_dry_run_text_is_what_submit_writes_for_the_same_job(slurm, stage):

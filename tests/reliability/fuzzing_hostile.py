@@ -57,7 +57,8 @@ WANDB_VAR = "MY_WB"  # not named like a secret: only the [wandb] api_key_env dec
 
 
 def job_app():
-    """A one-command CLI around the job test recipe, wired like nano3's (as test_script_injection's fixture)."""
+    """A one-command CLI around the job test recipe, wired like nano3's (test_script_injection's fixture,
+    test_seed_stage and the fuzzer's shell-injection cases run it)."""
     from nemotron_cli.recipe_typer import RecipeTyper
     from pipeline.stages import Stage
     from tests.execution.conftest import JOB_RECIPE

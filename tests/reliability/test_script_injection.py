@@ -24,13 +24,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import typer
 
 from nemotron_cli.app import main
-from nemotron_cli.recipe_typer import RecipeTyper
-from pipeline.stages import Stage
 
 from tests.execution.conftest import JOB_RECIPE, SLURM_BASE, slurm_profile
+from tests.reliability.fuzzing_hostile import job_app
 
 SBATCH_STUB = """#!/bin/bash
 # stub sbatch: records its own environment, then runs the script's body the way a job would
@@ -123,19 +121,7 @@ def cli(tmp_path, monkeypatch):
     work.mkdir()
     monkeypatch.chdir(work)
     (work / "pyproject.toml").write_text("")
-    meta = Stage("test/job", JOB_RECIPE)
-    app = RecipeTyper(name="t")
-
-    @app.recipe(meta, name="job", panel="Test", help="The execution test job.")
-    def job(ctx: typer.Context) -> None:
-        from nemotron_cli.context import split_dotlist
-        from nemotron_cli.recipe_run import run_recipe
-
-        raise typer.Exit(run_recipe(meta, ctx.obj, split_dotlist(ctx.args)))
-
-    @app.command("noop")
-    def noop() -> None:
-        pass
+    app = job_app()
 
     def run(env_toml: str, *words: str, state: Path | None = None) -> int:
         (work / "env.toml").write_text(env_toml)
