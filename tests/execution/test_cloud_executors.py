@@ -279,6 +279,31 @@ def test_skypilot_launch_dry_run_accepts_the_task(tmp_path, s3_server):
     assert result["image_id"] == {"us-east-1": "docker:nvcr.io/nvidia/nemo:25.09"}
     assert "data_prep.py --config /nemo_run/train.yaml" in result["run"]
     assert SECRET not in sky.stdout + sky.stderr
+    # a real submit with that access: SkyPilot's check passes, then the one-line stop (launching is not built)
+    submit = subprocess.run([str(REPO / ".venv" / "bin" / "nemotron"), "nano3", "data", "prep", "pretrain", "-c",
+                             "tiny", "--batch", "sky"], env={**env, "NEMOTRON_ENV_FILE": str(tmp_path / "env.toml"),
+                            "NEMOTRON_STATE_DIR": str(tmp_path / "s2")}, cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300)
+    assert submit.returncode != 0 and submit.stderr.startswith(
+        "error: profile 'sky': SkyPilot can reach AWS, but launching and tracking its clusters is not built"), submit.stderr
+    assert submit.stderr.count("\n") == 1
+
+
+def test_skypilot_submit_without_cloud_access_fails_in_one_line(tmp_path):
+    """SkyPilot's own `sky check aws` decides (no AWS credentials here): one line naming the profile."""
+    if not _sky_installed():
+        pytest.skip("the [skypilot] extra is not installed")
+    (tmp_path / "env.toml").write_text(ENV_TOML)
+    (tmp_path / "home").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SKYPILOT_"))}
+    env.update(NEMOTRON_ENV_FILE=str(tmp_path / "env.toml"), NEMOTRON_STATE_DIR=str(tmp_path / "s"),
+               HOME=str(tmp_path / "home"), HF_TOKEN=SECRET)
+    proc = subprocess.run([str(REPO / ".venv" / "bin" / "nemotron"), "nano3", "data", "prep", "pretrain", "-c", "tiny",
+                           "--batch", "sky"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and proc.stderr == (
+        "error: profile 'sky': SkyPilot has no access to AWS (`sky check aws` says what is missing); "
+        "`--dry-run` shows the task without it\n"), proc.stderr
+    assert SECRET not in proc.stdout + proc.stderr and not list((tmp_path / "s").rglob("secrets.env"))
 
 
 @pytest.mark.parametrize(("profile", "message"), [

@@ -25,6 +25,7 @@ BACKENDS: dict[str, str] = {
     "docker": "nemotron_core.execution.backends.docker:DockerBackend",
     "dgxcloud": "nemotron_core.execution.backends.cloud:DGXCloudBackend",
     "lepton": "nemotron_core.execution.backends.cloud:LeptonBackend",
+    "skypilot": "nemotron_core.execution.backends.skypilot:SkyPilotBackend",
 }
 
 # The executor's class name (nemo-run's, or ours) -> the backend that runs it.
@@ -35,6 +36,7 @@ EXECUTOR_BACKENDS: dict[str, str] = {
     "DockerExecutor": "docker",
     "DGXCloudExecutor": "dgxcloud",
     "LeptonExecutor": "lepton",
+    "SkypilotExecutor": "skypilot",
 }
 
 
