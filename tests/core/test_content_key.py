@@ -67,3 +67,60 @@ def test_input_order_does_not_matter():
     a = key(inputs={"x:v1": "1", "y:v2": "2"})
     b = key(inputs={"y:v2": "2", "x:v1": "1"})
     assert a == b
+
+
+def _import_statements(tree) -> list[str]:
+    import ast
+
+    return sorted(ast.dump(n) for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)))
+
+
+TRICKY = '''\
+"""A docstring that mentions
+from recipes.nano3 import world
+import recipes.nano3.rl  # not a statement either
+"""
+import os, sys as system; import recipes.nano3.common  # comment: import recipes.nano3.rl
+from . import (loop,  # the loop
+               world as w)
+from ..common \\
+    import world
+x = rb'import recipes.a' + f"{'from recipes import b'}" + 'don\\'t import recipes.c' + r"\\\\"
+def f():
+    try:
+        raise ValueError("x") from None
+    except ValueError as e:
+        raise RuntimeError() from e
+    if TYPE_CHECKING: from recipes.nano3.training import loop
+    yield from (y for y in [1])
+    import importlib, json
+from recipes.nano3.x import *
+'''
+
+
+@pytest.mark.parametrize("source", [TRICKY, "from x import (a,  # (b)\n  c)\n", "import a; from b import c\n"])
+def test_the_import_scan_finds_what_ast_finds(source):
+    import ast
+
+    from nemotron_core.content_key import _import_tree
+
+    assert _import_statements(_import_tree(source)) == _import_statements(ast.parse(source))
+
+
+def test_the_import_scan_agrees_with_ast_on_every_file_of_this_checkout():
+    """The fast scan (content_key._STATEMENTS) reads the same imports as a full parse, file by file."""
+    import ast
+
+    from nemotron_core.content_key import _import_tree
+    from nemotron_core.paths import PACKAGE_ROOT
+
+    skip = {".venv", ".state", ".git", "node_modules"}
+    files = [p for p in PACKAGE_ROOT.rglob("*.py") if not skip & set(p.relative_to(PACKAGE_ROOT).parts)]
+    assert len(files) > 100
+    for path in files:
+        source = path.read_text(encoding="utf-8")
+        try:
+            full = ast.parse(source)
+        except SyntaxError:
+            continue
+        assert _import_statements(_import_tree(source)) == _import_statements(full), path
