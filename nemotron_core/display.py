@@ -23,17 +23,40 @@ def _theme() -> str:
     return cli_theme(env.section("cli"), str(env.path or "env.toml")) or "ansi_dark"
 
 
+def yaml_view(text: str, console: Any, theme: str) -> Any:
+    """The YAML as rich's Syntax highlights it; as the same characters, unlexed, when `console` shows no styles.
+
+    A console without a colour system (output to a file or a pipe) writes no style at all, so
+    highlighting changes no byte there, and it costs a dry run ~20 ms (rich.syntax and pygments
+    imported, the YAML lexer's regexes compiled). The plain Text gets what Syntax does to the code
+    before lexing (tabs to 4 spaces, a BOM dropped, `\\r\\n`/`\\r` to `\\n` as pygments reads them, a last
+    newline only if the code had one); tests/core/test_display.py holds the two renderings equal.
+    """
+    if console.color_system is None:
+        from rich.text import Text  # lazy: rich.text is a heavy import
+
+        ends_on_nl = text.endswith("\n")
+        code = (text if ends_on_nl else text + "\n").expandtabs(4)  # Syntax._process_code
+        code = code.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")  # the lexer's input
+        plain = Text(code, justify="default", tab_size=4, no_wrap=True)  # strips control codes, as the lexer's tokens
+        if not ends_on_nl:
+            plain.remove_suffix("\n")
+        return plain
+    from rich.syntax import Syntax  # lazy: rich.syntax is a heavy import
+
+    return Syntax(text, "yaml", theme=theme, background_color="default")
+
+
 def display_job_config(job_config: Any, *, title: str = "train config (resolved)") -> None:
     from omegaconf import OmegaConf  # lazy: omegaconf is a heavy import
     from rich.panel import Panel  # lazy: rich.panel is a heavy import
-    from rich.syntax import Syntax  # lazy: rich.syntax is a heavy import
 
     data = OmegaConf.to_container(job_config, resolve=False)
     assert isinstance(data, dict)  # a job config is a mapping
     data.pop("run", None)
     text = OmegaConf.to_yaml(OmegaConf.create(redact(data)))
-    _console().print(Panel(Syntax(text, "yaml", theme=_theme(), background_color="default"),
-                           title=title, title_align="left", border_style="dim"))
+    console = _console()
+    console.print(Panel(yaml_view(text, console, _theme()), title=title, title_align="left", border_style="dim"))
 
 
 def display_plan(plan: Plan, *, job_dir: Path, mode: str, profile_name: str, artifacts: dict, sbatch: str | None = None,
