@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -202,13 +203,14 @@ def test_skypilot_dry_run_prints_the_task_skypilot_accepts(tmp_path):
 # missing) -> the AWS provisioner's dry-run (EC2 DescribeImages for the AMI's root device). Here the AWS
 # API is the local moto server and the catalog is a few rows written where SkyPilot reads it (a file
 # without a .meta md5 counts as user-edited and is never re-fetched).
-# `sky.launch` is the API-server client: it posts the task to a local SkyPilot API server, which runs
-# sky.execution.launch - called here in-process, without that server.
+# `sky.launch` is the API-server client: it starts a local SkyPilot API server (its own port and
+# SKY_RUNTIME_DIR here, stopped at the end) that runs the launch; the optimizer is also called in-process
+# to read the resources it chose.
 SKY_DRY_RUN = r"""
 import json, os, sys
 import boto3, yaml
 import sky
-from sky import check, execution
+from sky import check
 from sky.catalog import common
 from sky.clouds import cloud
 
@@ -238,7 +240,10 @@ dag = sky.Dag()
 dag.add(task)
 sky.Optimizer.optimize(dag, quiet=True)
 best = task.best_resources
-execution.launch(task, dryrun=True, cluster_name="nemotron-dry-run")
+try:
+    sky.stream_and_get(sky.launch(task, dryrun=True, cluster_name="nemotron-dry-run"))
+finally:
+    sky.api_stop()  # the server on this test's port only
 print("RESULT " + json.dumps({"enabled": {k: [str(c) for c in v] for k, v in enabled.items()},
     "cloud": str(best.cloud), "region": best.region, "instance_type": best.instance_type,
     "accelerators": best.accelerators, "use_spot": best.use_spot, "disk_size": best.disk_size,
@@ -246,7 +251,7 @@ print("RESULT " + json.dumps({"enabled": {k: [str(c) for c in v] for k, v in ena
 """
 
 
-@pytest.mark.slow  # about a minute on 2 loaded cores: the AWS CLI, SkyPilot's imports and its dry-run
+@pytest.mark.slow  # about 2 minutes on 2 loaded cores: SkyPilot's API server start dominates
 def test_skypilot_launch_dry_run_accepts_the_task(tmp_path, s3_server):
     """The task our skypilot profile builds (create_executor -> nemo-run's SkypilotExecutor.to_task, printed
     by --dry-run) through SkyPilot's own `launch(dryrun=True)`: credential check, optimizer, provisioner."""
@@ -267,7 +272,11 @@ def test_skypilot_launch_dry_run_accepts_the_task(tmp_path, s3_server):
     home = tmp_path / "sky-home"  # SkyPilot's state, catalogs and locks: HOME and SKY_RUNTIME_DIR, this test's only
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SKYPILOT_"))}
-    env.update(s3_server.env, HOME=str(home), SKY_RUNTIME_DIR=str(home), TMPDIR=str(home))
+    with socket.socket() as free:  # a port of its own for SkyPilot's local API server
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    env.update(s3_server.env, HOME=str(home), SKY_RUNTIME_DIR=str(home), TMPDIR=str(home),
+               SKYPILOT_API_SERVER_LOCAL_PORT=str(port))
     sky = subprocess.run([str(REPO / ".venv" / "bin" / "python"), "-c", SKY_DRY_RUN, str(task_yaml)], env=env,
                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert sky.returncode == 0 and "Dryrun finished." in sky.stdout + sky.stderr, sky.stdout[-3000:] + sky.stderr[-3000:]
