@@ -1,17 +1,21 @@
 """FSDP2 training and sharded (DCP) checkpoints: recipes/nano3/training/{parallelize,dcp_checkpoint}.py.
 
 CI (cheap, seconds): the `auto` rule, config errors, a sharded checkpoint round trip in one
-process (async save + commit, save, load, consolidate to the HF folder).
+process (async save + commit, save, load, consolidate to the HF folder); one 2-rank torchrun
+(~20 s) that moves a checkpoint ddp -> fsdp and fsdp -> ddp (bit for bit) and each into 1 process.
 
 Slow (-m slow; each run of the trainer costs 20-40 s here): one 2-rank gloo FSDP run (torchrun)
 whose checkpoints hold one shard file per rank, whose output model is consolidated, and whose
 checkpoint loads into one process (the optimizer state resharded to full size). The loss curves:
 2 ranks FSDP vs 1 process from the same seed; resumed 2 -> 1 and 1 -> 2 ranks with the same global
-batch (micro-batch 8 x 2 ranks = 16 x 1). Tolerance: every logged training loss within 1e-3 of
-the reference (the reduce-scatter sums in another order; the MoE top-k routing can then send a
-token to another expert; seen: 1e-6 over 8 steps, 2e-4 over 20). The valid loss is not compared
-across ranks: `eval.batches` counts micro-batches, so its sample count follows the micro-batch
-size. SIGTERM and SIGKILL with FSDP resume to the same final loss within the same tolerance.
+batch (micro-batch 8 x 2 ranks = 16 x 1); 2 -> 4, 4 -> 2 and 4 -> 1 ranks (micro-batch 4 x 4);
+ddp -> fsdp and fsdp -> ddp at 2 ranks (every trainer checkpoint is DCP); a full-copy checkpoint
+from before DCP is refused by fsdp in one line and resumed by ddp. Tolerance: every logged
+training loss within 1e-3 of the reference (the reduce-scatter sums in another order; the MoE
+top-k routing can then send a token to another expert; seen: 1e-6 over 8 steps, 2e-4 over 20;
+2e-5 at 4 ranks). The valid loss is not compared across ranks: `eval.batches` counts
+micro-batches, so its sample count follows the micro-batch size. SIGTERM and SIGKILL with FSDP
+resume to the same final loss within the same tolerance.
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ from pathlib import Path
 import pytest
 
 from nemotron_core.errors import ConfigError
-from recipes.nano3.training import checkpoint, dcp_checkpoint, optim, parallelize, settings
+from recipes.nano3.training import checkpoint, dcp_checkpoint, parallelize, settings
 from recipes.nano3.training import model as modellib
 from recipes.nano3.training.runtime import Runtime
+from tests.reliability.killing import kill_tree
 
+from .cross_parallelism import one_step, tiny
 from .test_trainers import PREP, QUIET, REPO, TRAIN, env, losses, result, rows, run, wait_for
 
 TOL = 1e-3  # a logged loss vs the reference's (see the module docstring)
@@ -78,6 +84,21 @@ def fsdp2(data) -> Path:
 
 
 @pytest.fixture(scope="module")
+def ddp2(data) -> Path:
+    out = data.parent / "ddp-2-ranks"
+    run(fsdp_cmd(out, data, 2, "parallelism.data=ddp"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def fsdp4(data) -> Path:
+    """4 ranks (micro-batch 4) on 2 cores: slow, the same global batch and sample order."""
+    out = data.parent / "fsdp-4-ranks"
+    run(fsdp_cmd(out, data, 4))
+    return out
+
+
+@pytest.fixture(scope="module")
 def one(data) -> Path:
     """1 process, parallelism fsdp: nothing to shard, DCP checkpoints (the reference curve)."""
     out = data.parent / "fsdp-1-rank"
@@ -116,38 +137,6 @@ def test_default_configs_shard_the_big_model():
 
 
 # ---- a sharded checkpoint in one process ----------------------------------------------------
-def small_tokenizer():
-    """A real (fast) tokenizer of 100 words, built in memory: what save/consolidate write out."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {"<|endoftext|>": 0, "<|pad|>": 1, **{f"w{i}": i for i in range(2, 100)}}
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="<|pad|>"))
-    backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|endoftext|>", pad_token="<|pad|>")
-
-
-def tiny(data: Path | None = None, seed: int = 0):
-    """The tiny config's model (vocabulary: the data's tokenizer, or 100 words), AdamW, schedule."""
-    from omegaconf import OmegaConf
-
-    mcfg = OmegaConf.to_container(OmegaConf.load(TRAIN["pretrain"].parent / "config/tiny.yaml"))["model"]
-    tok = modellib.load_tokenizer(data / "tokenizer", "data_path") if data is not None else small_tokenizer()
-    model = modellib.build(mcfg, tok, seed=seed)
-    ocfg = settings.COMMON["optim"]
-    return model, tok, *optim.build(model, ocfg, 10, "cpu")
-
-
-def one_step(model, optimizer, scheduler) -> None:
-    import torch
-
-    ids = torch.arange(32).view(2, 16) % 100
-    model(input_ids=ids, labels=ids).loss.backward()
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad()
-
-
 def test_sharded_checkpoint_round_trip_async_commit_and_consolidation(tmp_path):
     import torch
 
@@ -195,6 +184,29 @@ def test_activation_checkpointing_recomputes_to_the_same_gradients():
     assert grads and all(torch.allclose(a, b, atol=1e-6) for a, b in grads)
 
 
+# ---- ddp <-> fsdp (2 gloo ranks, one torchrun: ~20 s) -------------------------------------------
+def test_a_checkpoint_moves_between_ddp_and_fsdp(tmp_path):
+    """A DDP-written checkpoint loads into an FSDP-sharded model and the reverse (cross_parallelism.py),
+    bit for bit, and the next step matches; each then loads into one process."""
+    import torch
+
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "tests.recipes.cross_parallelism", str(tmp_path)])
+    res = json.loads((tmp_path / "cross.json").read_text())
+    assert res["world_size"] == 2
+    for direction in ("ddp_to_fsdp", "fsdp_to_ddp"):
+        r = res[direction]
+        assert r["step"] == 1 and r["schedule"] == 2 and r["loaded"] == 0.0, (direction, r)
+        assert r["next_loss"] <= TOL and r["next_weights"] <= TOL, (direction, r)
+    for src in ("ddp", "fsdp"):  # 2 -> 1 rank, both writers
+        ckpt = checkpoint.latest(tmp_path / src)
+        assert ckpt is not None and dcp_checkpoint.is_sharded(ckpt)
+        model, _, opt, sched = tiny(seed=2)
+        checkpoint.load(ckpt, rt=Runtime(), model=model, optimizer=opt, scheduler=sched)
+        saved, mine = torch.load(tmp_path / f"{src}.pt"), model.state_dict()
+        assert saved and all(torch.equal(v, mine[k.removeprefix("model.")]) for k, v in saved.items()), src
+
+
 # ---- 2 gloo ranks (torchrun), slow --------------------------------------------------------------
 @pytest.mark.slow
 def test_fsdp_two_ranks_write_one_shard_per_rank_and_a_consolidated_model(fsdp2):
@@ -228,12 +240,21 @@ def test_two_rank_checkpoint_loads_into_one_process(fsdp2, data):
 
 
 @pytest.mark.slow
-def test_a_ddp_checkpoint_is_not_resumed_by_fsdp(tmp_path, data):
-    out = tmp_path / "ddp-then-fsdp"
-    run([sys.executable, str(TRAIN["pretrain"]), "--config", "tiny", f"output_dir={out}", f"data_path={data}",
-         *SHORT, "train.max_steps=2", "checkpoint.interval=1", "eval.interval=0"])
-    p = run(fsdp_cmd(out, data, 2, "train.max_steps=4"), ok=False)
-    assert p.returncode != 0 and "error: config key 'parallelism.data'" in p.stderr
+def test_a_full_copy_checkpoint_is_refused_by_fsdp_and_resumed_by_ddp(tmp_path, data):
+    """The format ddp wrote before DCP (model/ + optimizer.pt): fsdp refuses it in one line; ddp
+    (one process) resumes it and writes DCP from then on."""
+    out = tmp_path / "full-copy"
+    model, tok, opt, sched = tiny(data)
+    one_step(model, opt, sched)
+    checkpoint.save(out / "checkpoints", rt=Runtime(), model=model, tokenizer=tok, optimizer=opt, scheduler=sched,
+                    state={"step": 1, "consumed_samples": 16, "tokens": 16 * 64}, keep=2)
+    assert (out / "checkpoints" / checkpoint.name(1) / "optimizer.pt").is_file()
+    p = run(fsdp_cmd(out, data, 2, "train.max_steps=2"), ok=False)
+    assert p.returncode != 0 and "error: config key 'parallelism.data'" in p.stderr and "full-copy" in p.stderr
+    assert not (out / "RESULT.json").exists()
+    p = run(fsdp_cmd(out, data, 1, "parallelism.data=ddp", "train.max_steps=2", "eval.interval=0"))
+    assert f"resumed from {out / 'checkpoints' / checkpoint.name(1)}" in p.stdout
+    assert dcp_checkpoint.is_sharded(checkpoint.latest(out / "checkpoints"))
 
 
 # ---- the loss curves (slow) --------------------------------------------------------------------
@@ -254,6 +275,38 @@ def test_resume_on_another_number_of_ranks_continues_the_curve(tmp_path, data, f
     ref = [r for r in losses(src) if r[0] > 4]
     assert close(losses(out), ref), (losses(out), ref)
     assert abs(res["metrics"]["final_loss"] - result(src)["metrics"]["final_loss"]) <= TOL
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("saved, resumed", [("ddp", "fsdp"), ("fsdp", "ddp")])
+def test_resume_under_the_other_parallelism_continues_the_curve(tmp_path, data, fsdp2, ddp2, one, saved, resumed):
+    """What `auto` does to a requeued job: a checkpoint written by 2 ranks under one mode resumes
+    under the other (2 ranks), on the reference curve."""
+    src = ddp2 if saved == "ddp" else fsdp2
+    assert result(src)["metrics"]["parallelism"] == saved and close(losses(src), losses(one))
+    out = resume_copy(src, tmp_path / f"{saved}-to-{resumed}", 4)
+    p = run(fsdp_cmd(out, data, 2, f"parallelism.data={resumed}"))
+    assert f"resumed from {out / 'checkpoints' / checkpoint.name(4)}" in p.stdout
+    res = result(out)
+    assert res["metrics"]["parallelism"] == resumed and res["metrics"]["resumed_from_step"] == 4
+    ref = [r for r in losses(one) if r[0] > 4]
+    assert close(losses(out), ref), (losses(out), ref)
+    assert abs(res["metrics"]["final_loss"] - result(one)["metrics"]["final_loss"]) <= TOL
+
+
+@pytest.mark.slow
+def test_four_ranks_follow_the_curve_and_resume_at_two_and_one(tmp_path, data, fsdp2, fsdp4, one):
+    """Save at 2 -> resume at 4; save at 4 -> resume at 2 and at 1 (micro-batch 16 / ranks: the same
+    global batch of 16, the same samples in the same order)."""
+    assert result(fsdp4)["runtime"]["world_size"] == 4 and close(losses(fsdp4), losses(one))
+    ref = [r for r in losses(one) if r[0] > 4]
+    for src, ranks in ((fsdp2, 4), (fsdp4, 2), (fsdp4, 1)):
+        out = resume_copy(src, tmp_path / f"{src.name}-to-{ranks}", 4)
+        run(fsdp_cmd(out, data, ranks))
+        res = result(out)
+        assert res["metrics"]["resumed_from_step"] == 4 and res["runtime"]["world_size"] == ranks
+        assert close(losses(out), ref), (src.name, ranks, losses(out), ref)
+        assert abs(res["metrics"]["final_loss"] - result(one)["metrics"]["final_loss"]) <= TOL
 
 
 @pytest.mark.slow
@@ -286,8 +339,7 @@ def test_sigkill_then_rerun_with_fsdp_and_async_checkpoints(tmp_path, data, fsdp
     try:
         wait_for(lambda: (out / "checkpoints" / checkpoint.name(4) / checkpoint.COMPLETE).is_file(), proc)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        kill_tree(proc)  # torchrun and both ranks (each rank has a session of its own)
     (out / "checkpoints" / f"{checkpoint.TMP_PREFIX}{checkpoint.name(6)}" / "dcp").mkdir(parents=True)
     p = run(cmd)
     assert f"resumed from {out / 'checkpoints'}" in p.stdout

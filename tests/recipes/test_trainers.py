@@ -342,8 +342,8 @@ def test_pretrain_writes_hf_model_result_and_metrics(reference, pretrain_data):
     assert [checkpoint.step_of(c) for c in ckpts] == [40, 60]  # keep: 2
     state = json.loads((ckpts[-1] / "trainer_state.json").read_text())
     assert state["step"] == 60 and state["consumed_samples"] == 960
-    assert {p.name for p in ckpts[-1].iterdir()} == {"model", "optimizer.pt", "rng", "trainer_state.json",
-                                                     checkpoint.COMPLETE}
+    assert {p.name for p in ckpts[-1].iterdir()} == {"dcp", "hf", "scheduler.pt", "rng", "trainer_state.json",
+                                                     checkpoint.COMPLETE}  # DCP under ddp too
     wandb_dir = Path(os.environ["WANDB_DIR"])  # the test state folder, never $HOME
     assert any(wandb_dir.glob(f"wandb/offline-run-*-{state['wandb_id']}"))
 
@@ -395,7 +395,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_75(tmp_path, pretrain_data):
     assert 10 <= marker["step"] == checkpoint.step_of(ckpt) < 60
     state = json.loads((ckpt / "trainer_state.json").read_text())
     assert state["step"] == marker["step"] and state["consumed_samples"] == marker["step"] * 16
-    assert (ckpt / "model" / "model.safetensors").is_file() and (ckpt / "rng" / "rank_00000.pt").is_file()
+    assert (ckpt / "dcp" / ".metadata").is_file() and (ckpt / "rng" / "rank_00000.pt").is_file()
     assert not (out / "RESULT.json").exists() and not (out / "model").exists()
 
 

@@ -5,11 +5,14 @@ The trainer runs as the job runs it (`python train.py --config tiny ...`, resume
 every step (log.interval=1), so the kill lands right after the chosen step: anywhere between two
 checkpoints, in a checkpoint save, or while metrics are written. A trial passes when the rerun's
 final train and valid loss, and every logged row, equal the reference's bit for bit.
+`ranks` > 1 runs it under torchrun (the global batch of 8 split over the ranks) with
+`parallelism.data` = ddp or fsdp; the kill goes to torchrun and every rank at once (`kill_tree`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -25,8 +28,14 @@ SHORT = [f"train.max_steps={STEPS}", f"checkpoint.interval={CHECKPOINT}", "eval.
          "train.global_batch_size=8"]
 
 
-def command(data: Path, out: Path) -> list[str]:
-    return [sys.executable, str(TRAIN), "--config", "tiny", f"output_dir={out}", f"data_path={data}", *SHORT]
+def command(data: Path, out: Path, parallelism: str | None = None, ranks: int = 1) -> list[str]:
+    script = [str(TRAIN), "--config", "tiny", f"output_dir={out}", f"data_path={data}", *SHORT]
+    if parallelism is not None:
+        script.append(f"parallelism.data={parallelism}")
+    if ranks == 1:
+        return [sys.executable, *script]
+    return [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc-per-node", str(ranks), *script,
+            f"train.micro_batch_size={8 // ranks}", "runtime.threads=1"]
 
 
 def run(cmd: list[str], env: dict[str, str], timeout: float = 900) -> subprocess.CompletedProcess:
@@ -61,6 +70,34 @@ def logged_step(out: Path) -> int:
     return 0
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes below `pid` (from /proc: ppid is the field after the command name)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL the trainer and everything it started, as a lost node would: torchrun starts each
+    rank in a session of its own, so a kill of torchrun's process group leaves the ranks running."""
+    for pid in [*descendants(proc.pid), proc.pid]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+
+
 @dataclass
 class Trial:
     kill_at: int  # the step chosen
@@ -70,13 +107,14 @@ class Trial:
     detail: str = ""
 
 
-def reference(data: Path, out: Path, env: dict[str, str]) -> Path:
-    run(command(data, out), env)
+def reference(data: Path, out: Path, env: dict[str, str], parallelism: str | None = None, ranks: int = 1) -> Path:
+    run(command(data, out, parallelism, ranks), env)
     return out
 
 
-def trial(data: Path, out: Path, ref: Path, kill_at: int, env: dict[str, str], timeout: float = 600) -> Trial:
-    cmd = command(data, out)
+def trial(data: Path, out: Path, ref: Path, kill_at: int, env: dict[str, str], timeout: float = 600,
+          parallelism: str | None = None, ranks: int = 1) -> Trial:
+    cmd = command(data, out, parallelism, ranks)
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + timeout
@@ -86,13 +124,11 @@ def trial(data: Path, out: Path, ref: Path, kill_at: int, env: dict[str, str], t
             if time.monotonic() > deadline:
                 raise AssertionError(f"step {kill_at} not reached within {timeout:.0f} s")
             time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        kill_tree(proc)
         killed_after = logged_step(out)
     finally:
         if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+            kill_tree(proc)
     if (out / "RESULT.json").exists():
         raise AssertionError(f"the run finished before the kill at step {kill_at}")
     p = run(cmd, env)

@@ -10,6 +10,6 @@ One job per module; train.py reads top to bottom and calls these:
 - `grpo`      group-normalized advantages, token log-probs, clipped-ratio loss with KL to the reference
 
 The trainer reuses recipes/nano3/training for everything that is not RL: runtime, model
-load/save, optimizer and schedule, checkpoints (same format), metrics.jsonl + W&B,
+load/save, optimizer and schedule, checkpoints (its full-copy format), metrics.jsonl + W&B,
 SIGTERM -> checkpoint -> exit 75, RESULT.json.
 """

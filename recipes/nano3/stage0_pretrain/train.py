@@ -67,7 +67,7 @@ def main(argv: list[str]) -> None:
     train = WindowData(data_path, "train", seq, seed, vocab)
     valid = WindowData(data_path, "valid", seq, seed + 1, vocab) if has_split(data_path, "valid") else None
 
-    # 4. Train (DDP when torchrun started several processes), checkpoint, export model/, RESULT.json.
+    # 4. Train (DDP or FSDP when torchrun started several processes), DCP checkpoints, export model/, RESULT.json.
     entry.train(name=NAME, artifact=ARTIFACT, cfg=cfg, model=model, tokenizer=tokenizer, train=train, valid=valid,
                 inputs={"data": data_path})
 

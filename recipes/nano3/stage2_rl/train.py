@@ -38,7 +38,8 @@ eval.interval steps and at the end.
 Output (output_dir; the caller registers it as nano3-rl-model once RESULT.json exists):
 
   model/                    HF layout: config.json, generation_config.json, model.safetensors, tokenizer
-  checkpoints/step_N/       the pretrain/SFT checkpoint format (model + optimizer + RNG + trainer state)
+  checkpoints/step_N/       model/ + optimizer.pt + RNG + trainer state (checkpoint.py's full-copy format:
+                            one process; pretrain/SFT write DCP, which loads under ddp or fsdp)
   metrics.jsonl             step, reward, accuracy, format, kl, response_length, loss, clip_frac, lr,
                             grad_norm, rollout_s, update_s, elapsed (+ valid_reward, valid_accuracy, ...)
   RESULT.json               final metrics (train and held-out reward/accuracy, start vs end), model, inputs

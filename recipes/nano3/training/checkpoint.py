@@ -2,9 +2,10 @@
 
     output_dir/checkpoints/
       step_00000500/                 a complete checkpoint (the rename is the commit)
-        model/                       DDP / one process: HF layout (config.json, model.safetensors, tokenizer)
-        optimizer.pt                 DDP / one process: optimizer + LR scheduler state_dicts (rank 0)
-        dcp/ hf/ scheduler.pt        parallelism.data fsdp: every rank's shards instead (dcp_checkpoint.py)
+        dcp/ hf/ scheduler.pt        pretrain/SFT, ddp and fsdp alike: model + optimizer in DCP (every
+                                     rank writes its part, dcp_checkpoint.py), config/tokenizer, schedule
+        model/ optimizer.pt          full copy written by rank 0: RL (one process), and pretrain/SFT ddp
+                                     checkpoints from before DCP (still loaded by ddp / one process)
         trainer_state.json           step, consumed_samples (the data position), tokens, elapsed, wandb id, ...
         rng/rank_00000.pt            python / numpy / torch (+ cuda) RNG states, one file per rank
         COMPLETE                     written last, just before the rename
@@ -13,7 +14,7 @@
 A kill at any moment leaves either the previous checkpoints only, or a new complete
 one: `latest()` considers only `step_<8 digits>` dirs that hold COMPLETE. Every rank writes
 its RNG file (and, sharded, its shards) into the same temp dir; rank 0 writes the rest and
-renames once all ranks are done. An async save (checkpoint.async_save, sharded only) returns
+renames once all ranks are done. An async save (checkpoint.async_save, DCP only) returns
 a `Pending` while the shards are written in the background; rank 0 commits it (COMPLETE +
 rename) when the writes are done, so a kill meanwhile leaves only a temp dir.
 """
@@ -167,7 +168,7 @@ def save(folder: Path, *, rt: Runtime, model, tokenizer, optimizer, scheduler, s
 
 def load(ckpt: Path, *, rt: Runtime, model, optimizer, scheduler) -> dict:
     """Restore weights, optimizer, scheduler and this rank's RNG; returns trainer_state.json.
-    A sharded checkpoint loads into any number of ranks; a full one into DDP or one process."""
+    A DCP checkpoint loads under ddp or fsdp at any number of ranks; a full one into ddp or one process."""
     import torch
 
     if dcp_checkpoint.is_sharded(ckpt):

@@ -1,4 +1,4 @@
-"""Sharded checkpoints with torch.distributed.checkpoint (DCP), for `parallelism.data: fsdp`.
+"""Sharded checkpoints with torch.distributed.checkpoint (DCP): the trainers' format under ddp and fsdp.
 
     step_00000500/
       dcp/                   model + AdamW state: one __<rank>_0.distcp file per rank (its shards), .metadata
@@ -7,11 +7,14 @@
       (trainer_state.json, rng/, COMPLETE as in checkpoint.py)
 
 The state dicts come from `get_state_dict` (torch.distributed.checkpoint.state_dict): keys are
-the model's parameter names whatever the wrapping, the optimizer state is keyed by parameter
-name too, so DCP can load a checkpoint written by N ranks into M ranks (it reads the pieces
-each rank's shards need), or into one unwrapped process. `consolidate` turns the model part
-into an HF folder (model.safetensors) for the registry/eval/SFT/RL, holding one full copy of
-the weights in one process (the optimizer state is never read).
+the model's parameter names whatever the wrapping (no DDP `module.` prefix, FSDP's DTensors
+or plain tensors), the optimizer state is keyed by parameter name too, so DCP can load a
+checkpoint written by N ranks into M ranks, under fsdp (it reads the pieces each rank's shards
+need) or ddp / one process (every rank reads the full tensors). Under ddp the tensors are the
+same on every rank: DCP's planner spreads their writes over the ranks (each written once).
+`consolidate` turns the model part into an HF folder (model.safetensors) for the
+registry/eval/SFT/RL, holding one full copy of the weights in one process (the optimizer
+state is never read).
 """
 
 from __future__ import annotations

@@ -9,12 +9,12 @@ model (NemotronH) adds `train.moe_aux_loss_coef` x the routers' load-balancing l
 averaged over the micro-batches. Then gradient clipping, AdamW, the LR schedule.
 
 `fit` runs the loop: spread the model over the ranks (parallelize.py: DDP or FSDP2), resume
-from the newest complete checkpoint (resume: auto; a sharded one at any number of ranks), global
+from the newest complete checkpoint (resume: auto; DCP: under ddp or fsdp, at any number of ranks), global
 sample index -> micro-batches for this rank, metrics every log.interval steps (MoE: tokens
 per expert, the aux loss), valid loss every eval.interval steps, checkpoints every
 checkpoint.interval steps and at the end (async ones committed when written; the last one and
 a preemption's are synchronous), stop signals -> checkpoint -> `Preempted`. It ends with the final
-model exported to output_dir/model (consolidated from the shards with FSDP) and returns the run
+model exported to output_dir/model (consolidated from the DCP shards) and returns the run
 summary for RESULT.json.
 """
 
@@ -202,7 +202,6 @@ def fit(job: Job) -> dict:
     par = cfg["parallelism"]
     mode = parallelize.choose(par["data"], parameters=sum(p.numel() for p in model.parameters()),
                               world_size=rt.world_size, memory=parallelize.device_memory(rt))
-    sharded = mode == "fsdp"  # DCP checkpoints, also at one process (so a run can move between 1 and N ranks)
     # FSDP shards in place (model's parameters become DTensors): the optimizer is built on them
     net = parallelize.apply(model, rt, mode, checkpointing=par["activation_checkpointing"])
     optimizer, scheduler = optim.build(model, cfg["optim"], max_steps, rt.device_type)
@@ -212,9 +211,10 @@ def fit(job: Job) -> dict:
     ckpt = checkpoint.latest(ckpts) if cfg["resume"] == "auto" else None
     if ckpt is not None:
         if parallelize.is_sharded(net) and not dcp_checkpoint.is_sharded(ckpt):
-            raise ConfigError(f"config key 'parallelism.data': {ckpt} was written by ddp (one full copy) and "
-                              f"this run shards the model (fsdp); resume it with parallelism.data=ddp, or "
-                              f"start over with resume=never")
+            raise ConfigError(f"config key 'parallelism.data': {ckpt} is a full-copy checkpoint (model/ + "
+                              f"optimizer.pt, written by ddp before checkpoints were DCP) and fsdp cannot load "
+                              f"it; resume it with parallelism.data=ddp (its next checkpoint is DCP, which fsdp "
+                              f"loads), or start over with resume=never")
         saved = checkpoint.load(ckpt, rt=rt, model=model, optimizer=optimizer, scheduler=scheduler)
         if rt.is_main and saved.get("config_digest") != state["config_digest"]:
             print(f"warning: {ckpt} was written with another config; continuing with this one", flush=True)
@@ -251,9 +251,11 @@ def fit(job: Job) -> dict:
         state["elapsed"] = elapsed()
         if last_loss is not None:  # the last step's loss (all ranks): a re-run after the end reports it
             state["loss"] = all_sum(rt, [float(last_loss)])[0] / rt.world_size
+        # DCP under ddp and fsdp alike: keyed by parameter name, it loads under either mode at any number
+        # of ranks (`auto` may pick the other mode when a requeued job gets another number of nodes)
         path = checkpoint.save(ckpts, rt=rt, model=model, tokenizer=job.tokenizer, optimizer=optimizer,
-                               scheduler=scheduler, state=dict(state), keep=ck["keep"], sharded=sharded,
-                               asynchronous=asynchronous and sharded)
+                               scheduler=scheduler, state=dict(state), keep=ck["keep"], sharded=True,
+                               asynchronous=asynchronous)
         last_saved = state["step"]
         if isinstance(path, checkpoint.Pending):
             pending = path

@@ -11,8 +11,8 @@
         16 bytes/parameter (fp32 weights + gradients + AdamW's two moments) over half of one
         device's memory (a GPU's memory, or on CPU the node's RAM / processes on the node; the
         other half is left to activations). Else ddp.
-One process is never wrapped (nothing to shard or reduce); with `fsdp` it still writes sharded
-(DCP) checkpoints, so a run can move between 1 and N ranks.
+One process is never wrapped (nothing to shard or reduce). Checkpoints are DCP in every mode
+(dcp_checkpoint.py), so a run moves between 1 and N ranks and between ddp and fsdp.
 `parallelism.activation_checkpointing` recomputes each block's activations in the backward
 (transformers' non-reentrant gradient checkpointing): less memory for one more forward.
 """

@@ -83,7 +83,7 @@ COMMON = {
     "checkpoint": {
         "interval": 500,  # steps between checkpoints (and one at the end); 0 = only at the end
         "keep": 2,  # newest complete checkpoints kept
-        "async_save": False,  # fsdp: write the shards in the background (dcp.async_save); the last one is sync
+        "async_save": False,  # write the DCP shards in the background (dcp.async_save); the last one is sync
     },
 }
 
