@@ -2,9 +2,10 @@
 
     python deployments/quickstart.py nano3-full/local [--screenshot] [--stages data_pretrain,pretrain]
 
-Prints the flow run's UI URL, then shows the run as it goes (nemotron_cli/progress.py: a live table on a
-terminal, one line per change elsewhere), then each task run's state, the artifacts of the run and, when
-evals ran, the comparison table. Ctrl-C asks whether to cancel the flow run or only stop watching (not
+Prints the flow run's UI URL (and the `nemotron nano3 watch ID` that follows it from another shell), then
+shows the run as it goes (nemotron_cli/watch.py, nemotron_cli/progress.py: a live table on a terminal, one line
+per change elsewhere), then each task run's state, the artifacts of the run and, when evals ran, the
+comparison table. Ctrl-C asks whether to cancel the flow run or only stop watching (not
 on a terminal: it stops watching, the run goes on) and exits 130. With --screenshot, also opens the run in the Prefect UI with headless
 Chromium (deployments/ui_screenshot.py) and prints where the screenshots are. Exit code 0 only when the
 flow run completed.
@@ -17,44 +18,23 @@ import sys
 
 
 def main(name: str, screenshot: bool = False, stages: list[str] | None = None) -> int:
-    from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
 
-    from nemotron_cli.progress import Watcher, ask_on_interrupt, settled_task_runs
+    from nemotron_cli.watch import follow_to_end, watch_command
 
     ui = os.environ.get("PREFECT_UI_URL", os.environ.get("PREFECT_API_URL", "").removesuffix("/api"))
     run = run_deployment(name, timeout=0, parameters={"stages": stages} if stages else None)
     print(f"flow run {run.name}: {ui}/runs/flow-run/{run.id}", flush=True)
-    watcher = Watcher()
-    try:
-        run = watcher.follow(run.id)
-    except KeyboardInterrupt:
-        ask_on_interrupt(watcher.flow_run or run, out=sys.stdout,
-                         interactive=sys.stdin.isatty() and sys.stdout.isatty())
-        return 130
-    with get_client(sync_client=True) as client:
-        tasks = settled_task_runs(client, run)  # Prefect records them after the flow run's end: wait for all
-    for t in sorted(tasks, key=lambda t: t.start_time or t.expected_start_time):
-        print(f"  {t.name:28s} {t.state.name if t.state else '-'}")
-    print(f"{name}: {run.state.name}")
-    result = _result(run)
-    for stage, ref in (result or {}).items():
-        if isinstance(ref, str):
-            print(f"  {stage:14s} {ref}")
+    print(f"(watch it from another shell: {watch_command(str(run.id))})", flush=True)
+    code = follow_to_end(run, title=name)  # `nemotron nano3 watch`'s view and final list
+    if code == 130:
+        return code
     _print_evals()
     if screenshot:
         from ui_screenshot import main as ui_screenshot  # a sibling: this script's folder is on sys.path
 
         ui_screenshot([str(run.id)])
-    return 0 if run.state.is_completed() else 1
-
-
-def _result(run):
-    try:
-        result = run.state.result(raise_on_failure=False)
-    except Exception:  # noqa: BLE001 - results are best-effort for the printout
-        return None
-    return result if isinstance(result, dict) else None  # a failed or cancelled run holds its exception
+    return code
 
 
 def _print_evals() -> None:

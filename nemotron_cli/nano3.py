@@ -77,6 +77,19 @@ def pipe(
     raise typer.Exit(run_pipe(ctx.obj, ctx.args, stages=stages, force=force))
 
 
+@app.command(name="watch", rich_help_panel=STAGES_PANEL)
+def watch(flow_run: str = typer.Argument(None, metavar="FLOW_RUN",
+                                         help="Flow run id or name (default: the newest nano3-full run).")) -> None:
+    """Follow a nano3-full flow run to its end, e.g. one [bold]pipe --batch[/] submitted (needs PREFECT_API_URL).
+
+    One row per stage: state, job, elapsed, progress (step, loss and ETA; shards; rows; eval tasks).
+    Ctrl-C asks whether to cancel the run or stop watching. Exit 0 when the run completed, 1 when not.
+    """
+    from nemotron_cli.watch import watch_flow_run
+
+    raise typer.Exit(watch_flow_run(flow_run))
+
+
 @model_app.command(name="eval", rich_help_panel=MODEL,
                    context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 @honours_dry_run

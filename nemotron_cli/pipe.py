@@ -5,8 +5,9 @@ $PREFECT_API_URL when set, else a temporary local Prefect server) and waits, sho
 stage run as it goes (nemotron_cli/progress.py; Ctrl-C cancels the run and its jobs).
 `--batch PROFILE` submits a flow run of the deployment `nano3-full/PROFILE` (what
 `prefect deployment run nano3-full/PROFILE` does, with this command line's config,
-overrides and stages as parameters) to the server at $PREFECT_API_URL and returns: a worker
-of that deployment's pool runs it, and the UI shows it. Overrides are prefixed with their
+overrides and stages as parameters) to the server at $PREFECT_API_URL and returns at once, like
+sbatch: a worker of that deployment's pool runs it. It prints the run's id, its UI page and the
+command that shows it as it goes, `nemotron nano3 watch ID` (nemotron_cli/watch.py). Overrides are prefixed with their
 stage (`sft.train.lr=1e-4`), `-c` picks the config of every stage.
 """
 
@@ -77,7 +78,10 @@ def submit_to_deployment(profile: str, params: dict) -> int:
                                 f"{FLOW_NAME}: {', '.join(known) or 'none'} (register them: prefect --no-prompt "
                                 f"deploy --all --prefect-file deployments/prefect.yaml)") from None
     run = run_deployment(name, parameters=params, timeout=0)
+    from nemotron_cli.watch import watch_command
+
     ui = os.environ.get("PREFECT_UI_URL") or os.environ["PREFECT_API_URL"].removesuffix("/api")
     print(f"submitted flow run {run.name} ({run.id}) of {name}", flush=True)
-    print(f"watch: {ui}/runs/flow-run/{run.id}", flush=True)
+    print(f"ui:    {ui}/runs/flow-run/{run.id}", flush=True)
+    print(f"watch: {watch_command(str(run.id))}", flush=True)
     return 0

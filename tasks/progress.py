@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
+from pathlib import Path
 from typing import Any
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -85,6 +86,15 @@ def fan_input(stage: Any, inputs: dict[str, str]) -> str | None:
     return inputs.get(slot) if slot else None
 
 
+def published_folder(job: Any, ref: str | None) -> Path | None:
+    """The local folder of the version `ref` of the job's output (None: no ref, or a remote store)."""
+    try:
+        folder = Path(job.registry.resolve(ref).path) if ref else None
+    except Exception:  # noqa: BLE001 - a last progress read must not fail a stage that succeeded
+        return None
+    return folder if folder is not None and folder.is_dir() else None
+
+
 def job_label(content_key: str) -> str | None:
     """'local 4711' for the newest job submitted for this content (None before it is submitted)."""
     try:
@@ -114,22 +124,29 @@ class ProgressArtifact:
             self.update()
 
     def update(self) -> None:
-        progress = read_progress(self.job.output_dir)
-        if progress is not None:
-            self.progress = progress
+        self._read(self.job.output_dir)
         fields = fields_of(self.progress, job_label(self.job.key), self.model)
         if fields != self.last:
             self.last = fields
             self._send(percent(self.progress), fields)
 
-    def close(self, ok: bool) -> None:
-        """Stop the thread; a stage that succeeded ends at 100 % with what it showed last (its output
-        folder, progress.json included, may have moved into the registry by now)."""
+    def _read(self, folder: Path) -> None:
+        progress = read_progress(folder)
+        if progress is not None:
+            self.progress = progress
+
+    def close(self, ok: bool, ref: str | None = None) -> None:
+        """Stop the thread; a stage that succeeded ends at 100 % with its last record: a data prep's output
+        folder, progress.json included, has moved into the registry by now (read there, through `ref`), so a
+        job shorter than one poll shows its count too."""
         self.stop.set()
         self.thread.join(timeout=POLL_S + 5)
         if ok:
-            self.update()  # a job shorter than one poll: its id (and record, if still there) all the same
-            self._send(100.0, {**self.last, "eta": "", "now": ""})  # nothing runs any more
+            self._read(self.job.output_dir)
+            if (published := published_folder(self.job, ref)) is not None:
+                self._read(published)
+            fields = fields_of(self.progress, job_label(self.job.key), self.model)
+            self._send(100.0, {**fields, "eta": "", "now": ""})  # nothing runs any more
 
     def _send(self, value: float, fields: dict[str, str]) -> None:
         try:
@@ -150,11 +167,11 @@ def run_reported(stage: Any, request: Any, inputs: dict[str, str]) -> str | None
             artifact = ProgressArtifact(job, fan_input(stage, inputs), artifact_key(stage, inputs)) if job else None
         except Exception:  # noqa: BLE001 - no progress artifact (API hiccup) is no reason to fail the stage
             artifact = None
-    ok = False
+    ok, ref = False, None
     try:
         ref = run_stage(stage, request, inputs, PrefectReporter())
         ok = True
         return ref
     finally:
         if artifact is not None:
-            artifact.close(ok)
+            artifact.close(ok, ref)

@@ -58,6 +58,7 @@ def test_prefect_yaml_registers_the_deployments_with_the_nightly_schedule(prefec
     assert shown.stdout.startswith("local ") and "'stages': ['data_pretrain']" in shown.stdout, shown.stdout
     assert "'overrides': {'pretrain': ['train.max_steps=5']}" in shown.stdout, shown.stdout
     assert f"/runs/flow-run/{run_id}" in out.stdout
+    assert f"watch: nemotron nano3 watch {run_id}" in out.stdout.splitlines()  # fire and forget, watch later
 
     missing = subprocess.run([nemotron, "nano3", "pipe", "--batch", "nope"], cwd=REPO, env=env,
                              capture_output=True, text=True, timeout=300)

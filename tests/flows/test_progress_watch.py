@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import threading
+from uuid import uuid4
 
 import pytest
 
@@ -98,8 +99,8 @@ def test_ctrl_c_on_a_terminal_cancels_the_run_when_asked(client, monkeypatch):
 @pytest.mark.slow
 def test_quickstart_on_a_fresh_state_shows_progress_and_lists_every_task_run():
     """scripts/quickstart as a new user runs it (fresh state folder: a new server, worker and deployments),
-    two stages to keep it short, output not a terminal: one line per change with shards done/total, then
-    the per-task list with every task run (on a fresh state it came out empty)."""
+    two stages to keep it short, output not a terminal: one line per change with shards / rows done/total,
+    then the per-task list with every task run (on a fresh state it came out empty)."""
     import os
     import socket
     import subprocess
@@ -121,6 +122,8 @@ def test_quickstart_on_a_fresh_state_shows_progress_and_lists_every_task_run():
         lines = out.splitlines()
         shards = [x for x in lines if " data_pretrain " in x and " shards " in x]
         assert shards and any(" completed " in x for x in shards), out
+        assert any(" data_rl " in x and " rows " in x for x in lines), out  # the RL data prep counts rows
+        assert any(x.startswith("(watch it from another shell: nemotron nano3 watch ") for x in lines), out
         listed = [x.split() for x in lines if x.startswith("  ") and x.split()[0].endswith("-tiny")]
         assert sorted(listed) == [["data-pretrain-tiny", "Completed"], ["data-rl-tiny", "Completed"]], out
         assert "nano3-full/local: Completed" in lines
@@ -128,3 +131,102 @@ def test_quickstart_on_a_fresh_state_shows_progress_and_lists_every_task_run():
         subprocess.run([str(REPO / "scripts/quickstart"), "stop"], cwd=REPO, env=env, capture_output=True,
                        timeout=120)
         remove_state_folder(state)
+
+
+# ---- `nemotron nano3 watch`: what `pipe --batch` tells the user to run --------------------------------
+def _nano3_run(client, state, stages):
+    from prefect import flow
+
+    @flow(name="nano3-full")  # the flow `nano3 watch` follows (pipe --batch submits runs of it)
+    def nano3_full(stages: list[str] | None = None) -> None:
+        pass
+
+    return client.create_flow_run(nano3_full, parameters={"stages": stages}, state=state)
+
+
+def _stage_run(client, flow_run_id, name: str, state, progress: str | None = None):
+    from prefect import task
+    from prefect.client.schemas.actions import ArtifactCreate
+
+    @task(name=name)
+    def stage() -> None:
+        pass
+
+    run = client.create_task_run(stage, flow_run_id, dynamic_key=str(uuid4()), name=f"{name}-tiny", state=state)
+    if progress is not None:  # what tasks/progress.py's ProgressArtifact writes while the job runs
+        client.create_artifact(ArtifactCreate(type="progress", data=20.0, description=progress,
+                                              flow_run_id=flow_run_id, task_run_id=run.id))
+    return run
+
+
+def _watch(prefect_server, *words):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "PREFECT_API_URL": prefect_server, "COLUMNS": "200"}
+    return subprocess.Popen([str(Path(sys.executable).with_name("nemotron")), "nano3", "watch", *words], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _read_until(proc, needle: str) -> list[str]:
+    """stdout lines up to the first that holds `needle` (bounded by the test's own timeout)."""
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if needle in line:
+            return lines
+    raise AssertionError(f"{needle!r} never shown; stdout: {''.join(lines)}; stderr: {proc.stderr.read()[-2000:]}")
+
+
+def test_watch_follows_a_submitted_run_to_its_end(client, prefect_server):
+    """`nemotron nano3 watch ID` off a terminal: one line per stage with the RL data prep's rows and the eval's
+    tasks and questions, then, once the run ends, the task list and the run's state (exit 0)."""
+    from prefect.states import Completed, Pending, Running
+
+    run = _nano3_run(client, Running(), ["data_rl", "eval"])
+    _stage_run(client, run.id, "data-rl", Completed(), "job local 3 · rows 1650/1650")
+    _stage_run(client, run.id, "eval", Completed(), "model nano3-pretrain-model:v1 · job local 4 · tasks 5/5")
+    sft = _stage_run(client, run.id, "eval", Running(),
+                     "model nano3-sft-model:v1 · job local 5 · tasks 1/5 · now heldout_qa 64/212")
+    rl = _stage_run(client, run.id, "eval", Pending())
+    proc = _watch(prefect_server, str(run.id))
+    try:
+        shown = "".join(_read_until(proc, "heldout_qa 64/212"))
+        assert f"flow run {run.name} ({run.id})" in shown and f"flow run {run.name}: running" in shown
+        assert "data_rl " in shown and "job local 3" in shown and "rows 1650/1650" in shown
+        assert "eval (sft) " in shown and "job local 5" in shown and "tasks 1/5 heldout_qa 64/212" in shown
+        for task_run in (sft, rl):
+            client.set_task_run_state(task_run.id, Completed(), force=True)
+        client.set_flow_run_state(run.id, Completed(), force=True)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    listed = [x.split() for x in out.splitlines() if x.startswith("  ") and x.split()[0].endswith("-tiny")]
+    assert sorted(listed) == [["data-rl-tiny", "Completed"]] + [["eval-tiny", "Completed"]] * 3, out
+    assert f"flow run {run.name}: Completed" in out.splitlines()
+
+
+def test_watch_by_name_exits_1_on_a_failed_run_and_refuses_others_in_one_line(client, prefect_server):
+    from prefect.states import Failed
+
+    failed = _nano3_run(client, Failed(), ["data_rl"])
+    _stage_run(client, failed.id, "data-rl", Failed())
+    proc = _watch(prefect_server, failed.name)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert f"flow run {failed.name}: Failed" in out.splitlines() and "  data-rl-tiny" in out
+    proc = _watch(prefect_server)  # no FLOW_RUN: the newest nano3-full run
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and out.startswith(f"flow run {failed.name} ({failed.id})"), out + err
+
+    probe = _flow_run(client, Failed())  # a run of another flow: its rows are not nano3's stages
+    for which, needle in ((str(uuid4()), "no flow run"), ("no-such-run-name", "no flow run"),
+                          (str(probe.id), "is a run of 'nano3-full-watch-probe', not nano3-full")):
+        proc = _watch(prefect_server, which)
+        out, err = proc.communicate(timeout=120)
+        lines = err.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], err
+        assert "Traceback" not in out + err
