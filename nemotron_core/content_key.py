@@ -82,8 +82,11 @@ def _import_tree(source: str) -> ast.Module:
             return ast.parse(source)
 
 
-def _imports(path: Path, root: Path, top: str) -> set[Path]:
-    """Files of `top.*` modules that `path` imports (absolute and relative imports)."""
+def _imports(path: Path, root: Path, top: str, known: dict[str, Path | None]) -> set[Path]:
+    """Files of `top.*` modules that `path` imports (absolute and relative imports).
+
+    `known` holds the module -> file lookups of this digest (the same packages recur in every file).
+    """
     try:
         tree = _import_tree(path.read_text(encoding="utf-8"))
     except (SyntaxError, UnicodeDecodeError):
@@ -108,7 +111,10 @@ def _imports(path: Path, root: Path, top: str) -> set[Path]:
         if name == top or name.startswith(top + "."):
             parts = name.split(".")
             for i in range(1, len(parts) + 1):  # the module and the packages above it
-                f = _module_file(root, ".".join(parts[:i]))
+                module = ".".join(parts[:i])
+                if module not in known:
+                    known[module] = _module_file(root, module)
+                f = known[module]
                 if f is not None:
                     found.add(f)
     return found
@@ -119,8 +125,9 @@ def recipe_source_digest(script: Path) -> str:
     script = Path(script).resolve()
     root = next((p.parent for p in script.parents if p.name == "recipes"), script.parent)
     files, todo = {script}, [script]
+    known: dict[str, Path | None] = {}
     while todo:
-        for dep in _imports(todo.pop(), root, "recipes"):
+        for dep in _imports(todo.pop(), root, "recipes", known):
             if dep not in files:
                 files.add(dep)
                 todo.append(dep)
