@@ -86,10 +86,7 @@ def render_task(executor: Any, plan: Plan, job_dir: str | Path) -> str:
     """The task nemo-run would launch, as SkyPilot YAML, validated by SkyPilot's own schema."""
     from sky.task import Task  # optional extra (skypilot)
 
-    try:
-        from sky.utils import yaml_utils  # optional extra (skypilot)
-    except ImportError:  # SkyPilot < 0.10.3
-        from sky.utils import common_utils as yaml_utils  # optional extra (skypilot)
+    from sky.utils import yaml_utils  # optional extra (skypilot, pinned at 0.14.1: yaml_utils since 0.10.3)
 
     ex = copy.copy(executor)
     ex.file_mounts = dict(executor.file_mounts or {})
