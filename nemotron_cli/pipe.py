@@ -67,8 +67,11 @@ def submit_to_deployment(profile: str, params: dict) -> int:
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
 
+    from nemotron_cli.watch import check_server
+
     name = f"{FLOW_NAME}/{profile}"
     with get_client(sync_client=True) as client:
+        check_server(client, os.environ["PREFECT_API_URL"])
         try:
             client.read_deployment_by_name(name)
         except ObjectNotFound:

@@ -17,6 +17,7 @@ import os
 import sys
 import uuid
 from typing import Any, TextIO
+from urllib.parse import urlsplit, urlunsplit
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterName
@@ -43,9 +44,25 @@ def watch_flow_run(which: str | None, out: TextIO | None = None) -> int:
                             "(e.g. eval \"$(scripts/prefect-server env)\"); `nano3 pipe` without --batch shows "
                             "its own progress")
     with get_client(sync_client=True) as client:
-        run = find_flow_run(client, which, url)
+        check_server(client, url)
+        run = find_flow_run(client, which, shown_url(url))
     print(f"flow run {run.name} ({run.id})", file=out, flush=True)
     return follow_to_end(run, title=f"flow run {run.name}", out=out)
+
+
+def shown_url(url: str) -> str:
+    """The URL for messages, without any user:password part."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"***@{parts.hostname}{f':{parts.port}' if parts.port else ''}")) \
+        if "@" in parts.netloc else url
+
+
+def check_server(client: Any, url: str) -> None:
+    """One line, not a ConnectError traceback, when nothing answers at PREFECT_API_URL."""
+    problem = client.api_healthcheck()  # the exception, or None when the server answered
+    if problem is not None:
+        raise NemotronError(f"no Prefect server answers at PREFECT_API_URL={shown_url(url)} ({type(problem).__name__}: "
+                            f"{problem}); start it (scripts/prefect-server start) or fix the variable")
 
 
 def find_flow_run(client: Any, which: str | None, url: str) -> Any:

@@ -187,3 +187,22 @@ def test_held_out_answers_come_batch_by_batch_with_the_same_tokens():
     assert answered == [2, 4, 5]
     assert got == completions(model, prompts, n=1, greedy=True, max_new_tokens=4, batch_size=2, pad_id=0,
                               stop_ids=[3])
+
+
+def test_watch_without_a_reachable_server_is_one_line():
+    """`nemotron nano3 watch` (and `pipe --batch`) with no server: one line naming PREFECT_API_URL and the fix,
+    exit 2, never a ConnectError traceback, never a password from the URL."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    nemotron = str(Path(sys.executable).with_name("nemotron"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    for url, argv, needle in (("", ["nano3", "watch"], "set PREFECT_API_URL"),
+                              ("http://me:pw-123@127.0.0.1:1/api", ["nano3", "watch", "x"], "no Prefect server answers"),
+                              ("http://me:pw-123@127.0.0.1:1/api", ["nano3", "pipe", "--batch", "local"], "scripts/prefect-server start")):
+        out = subprocess.run([nemotron, *argv], env={**env, "PREFECT_API_URL": url}, capture_output=True, text=True,
+                             timeout=120)
+        lines = out.stderr.strip().splitlines()
+        assert out.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], out.stderr
+        assert "pw-123" not in out.stdout + out.stderr
