@@ -1,20 +1,22 @@
-"""Benchmark: checkpoint save time and bytes per rank, DDP rank-0 full state vs FSDP sharded (DCP),
-and the training step stall of an async sharded save vs a synchronous one; with --throughput,
+"""Benchmark: checkpoint save time and bytes per rank, DDP rank-0 full state vs DDP DCP vs FSDP
+sharded (DCP), and the training step stall of an async sharded save vs a synchronous one; with --throughput,
 the tiny trainer's tokens/s at 2 gloo ranks, DDP vs FSDP, side by side.
 
     .venv/bin/python benchmarks/checkpoint_sharding.py [--hidden 768 --layers 12] [--repeats 2] [--no-wait]
     .venv/bin/python benchmarks/checkpoint_sharding.py --throughput [--steps 60] [--rounds 2] [--no-wait]
 
 Save: torchrun starts 2 gloo ranks (CPU). Each builds the same Llama (default hidden 768 x 12
-layers, vocab 32k: ~110M parameters, fp32), once wrapped in DDP and once `fully_shard`ed per block
+layers, vocab 32k: 162M parameters, fp32), once wrapped in DDP and once `fully_shard`ed per block
 (parallelize.py), runs 2 AdamW steps on each so the optimizer state exists, then saves with
-the trainer's own `checkpoint.save` into <state>/bench/checkpoint_sharding/: the DDP layout
-(rank 0 writes model.safetensors + optimizer.pt, the others only their RNG file) and the sharded
-one (every rank writes its DCP shard). Per rank: seconds in `save`, bytes it wrote. Async: the
-seconds the training thread is held by `save(asynchronous=True)` (staging the shards to memory),
-then the next training step's time while the shards are written in the background, vs the
-same step with no save pending, and the time until the commit. Repeated --repeats times; the
-median is printed. The load average is printed first: other tenants make every number noisy.
+the trainer's own `checkpoint.save` into <state>/bench/checkpoint_sharding/: the full-copy layout
+(rank 0 writes model.safetensors + optimizer.pt, the others only their RNG file; what ddp wrote
+before its checkpoints were DCP), DDP's DCP checkpoint (what the trainer writes now: DCP spreads
+the replicated tensors' writes over the ranks) and the sharded one (every rank its FSDP shard).
+Per rank: seconds in `save`, bytes it wrote. Async: the seconds the training thread is held
+by `save(asynchronous=True)` (staging the shards to memory), then the next training step's
+time while the shards are written in the background, vs the same step with no save pending,
+and the time until the commit. Repeated --repeats times; the median is printed. The load
+average is printed first: other tenants make every number noisy.
 
 Throughput: the real trainer (recipes/nano3/stage0_pretrain/train.py, tiny config, micro-batch 8
 x 2 ranks = the global batch 16, no checkpoints, no eval) under torchrun, DDP and FSDP alternated
@@ -38,6 +40,10 @@ sys.path.insert(0, str(REPO))
 from nemotron_core.paths import state_dir, state_env  # noqa: E402
 
 TRAIN = REPO / "recipes/nano3/stage0_pretrain/train.py"
+# (row key, parallelism, DCP?): the full-copy format (rank 0 writes it all, what ddp wrote before),
+# DDP's DCP (what the trainers write now: each replicated tensor once, the writes spread over the
+# ranks by DCP's planner) and FSDP's shards
+SAVES = (("ddp", "ddp", False), ("ddp_dcp", "ddp", True), ("fsdp", "fsdp", True))
 PREP = REPO / "recipes/nano3/stage0_pretrain/data_prep.py"
 
 
@@ -131,20 +137,20 @@ def worker(args) -> None:
     params = sum(p.numel() for p in build(args.hidden, args.layers).parameters())
 
     for r in range(args.repeats):
-        for mode in ("ddp", "fsdp"):
+        for key, mode, dcp in SAVES:
             model, net, opt, sched = setups[mode]
-            folder = root / f"{mode}-{r}"
+            folder = root / f"{key}-{r}"
             runtime.barrier(rt)
             t0 = time.perf_counter()
             path = checkpoint.save(folder, rt=rt, model=model, tokenizer=tok, optimizer=opt, scheduler=sched,
-                                   state={"step": r + 1}, keep=1, sharded=mode == "fsdp")
-            record(f"{mode}_save_s", time.perf_counter() - t0)
+                                   state={"step": r + 1}, keep=1, sharded=dcp)
+            record(f"{key}_save_s", time.perf_counter() - t0)
             mine = [path / "rng" / f"rank_{rt.rank:05d}.pt"]
-            if mode == "fsdp":
+            if dcp:
                 mine += [path / "dcp" / f"__{rt.rank}_0.distcp"]
             if rt.is_main:
                 mine += [p for p in path.rglob("*") if "rng" not in p.parts and not p.name.endswith(".distcp")]
-            record(f"{mode}_bytes", written(mine))
+            record(f"{key}_bytes", written(mine))
         # async: the stall in save(), the next step with the writes in flight vs a plain step
         model, net, opt, sched = setups["fsdp"]
         runtime.barrier(rt)
@@ -182,13 +188,15 @@ def save_benchmark(args) -> None:
     print(f"model: Llama hidden {args.hidden} x {args.layers} layers, {res['parameters'] / 1e6:.0f}M params fp32; "
           f"2 gloo ranks; median of {args.repeats}")
     print(f"{'':24}{'rank 0':>14}{'rank 1':>14}")
-    for mode, label in (("ddp", "DDP rank-0 full"), ("fsdp", "FSDP sharded")):
-        print(f"{label + ' save s':24}" + "".join(f"{med(r[mode + '_save_s']):>14.2f}" for r in ranks))
-        print(f"{label + ' MB':24}" + "".join(f"{med(r[mode + '_bytes']) / 1e6:>14.1f}" for r in ranks))
+    for key, label in (("ddp", "DDP rank-0 full"), ("ddp_dcp", "DDP DCP"), ("fsdp", "FSDP sharded")):
+        print(f"{label + ' save s':24}" + "".join(f"{med(r[key + '_save_s']):>14.2f}" for r in ranks))
+        print(f"{label + ' MB':24}" + "".join(f"{med(r[key + '_bytes']) / 1e6:>14.1f}" for r in ranks))
     for key, label in (("async_stall_s", "async: save() holds s"), ("plain_step_s", "step, nothing pending s"),
                        ("step_during_write_s", "step, writes in flight s"), ("async_commit_s", "async: to commit s")):
         print(f"{label:24}" + "".join(f"{med(r[key]):>14.2f}" for r in ranks))
     ddp, fsdp = med(ranks[0]["ddp_save_s"]), max(med(r["fsdp_save_s"]) for r in ranks)
+    ddp_dcp = max(med(r["ddp_dcp_save_s"]) for r in ranks)
+    print(f"DDP DCP save / rank-0 save: {ddp_dcp / ddp:.2f}x the time")
     print(f"sharded save / rank-0 save: {fsdp / ddp:.2f}x the time; async stall / sync sharded save: "
           f"{med(ranks[0]['async_stall_s']) / med(ranks[0]['fsdp_save_s']):.2f}")
 
