@@ -76,34 +76,33 @@ def data(tmp_path_factory) -> Path:
     return out
 
 
+def trained(data: Path, name: str, ranks: int, *overrides: str) -> Path:
+    """The 8-step run at `ranks` processes, next to the data (shared by the module's tests)."""
+    out = data.parent / name
+    run(fsdp_cmd(out, data, ranks, *overrides))
+    return out
+
+
 @pytest.fixture(scope="module")
 def fsdp2(data) -> Path:
-    out = data.parent / "fsdp-2-ranks"
-    run(fsdp_cmd(out, data, 2))
-    return out
+    return trained(data, "fsdp-2-ranks", 2)
 
 
 @pytest.fixture(scope="module")
 def ddp2(data) -> Path:
-    out = data.parent / "ddp-2-ranks"
-    run(fsdp_cmd(out, data, 2, "parallelism.data=ddp"))
-    return out
+    return trained(data, "ddp-2-ranks", 2, "parallelism.data=ddp")
 
 
 @pytest.fixture(scope="module")
 def fsdp4(data) -> Path:
     """4 ranks (micro-batch 4) on 2 cores: slow, the same global batch and sample order."""
-    out = data.parent / "fsdp-4-ranks"
-    run(fsdp_cmd(out, data, 4))
-    return out
+    return trained(data, "fsdp-4-ranks", 4)
 
 
 @pytest.fixture(scope="module")
 def one(data) -> Path:
     """1 process, parallelism fsdp: nothing to shard, DCP checkpoints (the reference curve)."""
-    out = data.parent / "fsdp-1-rank"
-    run(fsdp_cmd(out, data, 1))
-    return out
+    return trained(data, "fsdp-1-rank", 1)
 
 
 # ---- the rule and the config -----------------------------------------------------------------
