@@ -107,6 +107,8 @@ def test_stage_on_slurm_puts_the_files_on_the_cluster_and_the_line_submits_it(tm
     (tmp_path / "env.toml").write_text(slurm_profile())
     app = job_app()
     out_dir = tmp_path / "out"
+    # Jobs of earlier tests stay listed until Slurm purges them (MinJobAge): only a new one counts.
+    earlier = {j["id"] for j in list_tagged()}
     assert main(["job", "-b", "slurm", "--stage", f"output_dir={out_dir}", "check_env=MY_TEST_TOKEN"],
                 cli=app) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
@@ -116,7 +118,7 @@ def test_stage_on_slurm_puts_the_files_on_the_cluster_and_the_line_submits_it(tm
     assert {"job.yaml", "train.yaml", "sbatch.sh", "secrets.env", "code"} <= {p.name for p in job_dir.iterdir()}
     assert stat.S_IMODE((job_dir / "secrets.env").stat().st_mode) == 0o600
     assert not (job_dir / "jobref.json").exists() and "tok-" not in out + (job_dir / "sbatch.sh").read_text()
-    assert not list_tagged()  # nothing submitted
+    assert {j["id"] for j in list_tagged()} <= earlier  # nothing submitted
     done = subprocess.run(["bash", "-c", line.replace("sbatch ", "sbatch --wait ", 1)], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
