@@ -28,10 +28,12 @@ Decisions, written down:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
 import logging
+import shutil
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -363,11 +365,31 @@ def submit_or_attach(job: PreparedJob, executor, reporter: Reporter):
         reporter.info(f"{job.stage.name}: attempt {attempt} runs with resume: auto "
                       f"(the config said {job.job_config.resume})")
     paths = job_paths(executor, job.job_dir)
-    clone_repos(job, executor)
-    _write_configs(job, config, moved=paths.in_job != str(paths.local), remote_root=paths.code)
-    handle = submit(executor, plan_of(job), job_dir=job.job_dir, content_key=job.key, flow_run_id=reporter.owner())
+    created = [p for p in (job.job_dir, job.output_dir) if not p.exists()]
+    try:
+        clone_repos(job, executor)
+        _write_configs(job, config, moved=paths.in_job != str(paths.local), remote_root=paths.code)
+        handle = submit(executor, plan_of(job), job_dir=job.job_dir, content_key=job.key,
+                        flow_run_id=reporter.owner())
+    except BaseException:
+        _undo_unsubmitted(job, created)
+        raise
     reporter.info(f"{job.stage.name}: submitted {handle.describe()}; job dir {job.job_dir}")
     return handle
+
+
+def _undo_unsubmitted(job: PreparedJob, created: list[Path]) -> None:
+    """A submit that failed before the backend recorded a job (every backend saves its jobref.json
+    before the point where a job can exist) leaves nothing half-written: the job dir and output dir
+    this attempt created go again (an output dir only while empty: nothing else wrote there)."""
+    if (job.job_dir / REF_FILE).exists():
+        return  # a job may exist: keep its files for re-attaching and sweeping
+    for path in created:
+        if path == job.output_dir:
+            with contextlib.suppress(OSError):  # not empty, or already gone
+                path.rmdir()
+        else:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def wait_streaming_logs(job: PreparedJob, handle, reporter: Reporter):

@@ -171,6 +171,9 @@ def test_a_real_submit_without_credentials_fails_in_one_line(tmp_path, profile, 
     assert last.startswith(f"error: profile '{profile}': submitting to ") and names in last, proc.stderr
     assert "Traceback" not in proc.stderr and SECRET not in proc.stdout + proc.stderr
     assert not list((tmp_path / "s").rglob("secrets.env"))
+    # nothing half-written: no file stays but the content key's lock
+    left = [p for p in (tmp_path / "s").rglob("*") if p.is_file() and p.suffix != ".lock"]
+    assert not left, left
 
 
 def _sky_installed() -> bool:
