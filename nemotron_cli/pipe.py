@@ -53,9 +53,6 @@ def run_pipe(g: GlobalContext, words: list[str], *, stages: str | None, force: b
     return 0
 
 
-FLOW_NAME = "nano3-full"
-
-
 def submit_to_deployment(profile: str, params: dict) -> int:
     """Create a flow run of `nano3-full/<profile>` with `params`; print its id and UI link."""
     import os
@@ -67,7 +64,7 @@ def submit_to_deployment(profile: str, params: dict) -> int:
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound
 
-    from nemotron_cli.watch import check_server
+    from nemotron_cli.watch import FLOW_NAME, check_server, watch_command
 
     name = f"{FLOW_NAME}/{profile}"
     with get_client(sync_client=True) as client:
@@ -81,8 +78,6 @@ def submit_to_deployment(profile: str, params: dict) -> int:
                                 f"{FLOW_NAME}: {', '.join(known) or 'none'} (register them: prefect --no-prompt "
                                 f"deploy --all --prefect-file deployments/prefect.yaml)") from None
     run = run_deployment(name, parameters=params, timeout=0)
-    from nemotron_cli.watch import watch_command
-
     ui = os.environ.get("PREFECT_UI_URL") or os.environ["PREFECT_API_URL"].removesuffix("/api")
     print(f"submitted flow run {run.name} ({run.id}) of {name}", flush=True)
     print(f"ui:    {ui}/runs/flow-run/{run.id}", flush=True)
