@@ -183,8 +183,11 @@ def test_pretrain_heldout_items_never_in_training_text(pretrain, tiny_world):
         lines.update(tok.decode(ids.tolist(), skip_special_tokens=False).replace("<|endoftext|>", "\n").split("\n"))
     eval_rows = [json.loads(x) for x in (out / "eval" / "test.jsonl").read_text().splitlines()]
     assert eval_rows and {r["task"] for r in eval_rows} == {"arith", "sequence"}
-    for r in eval_rows:
-        assert f"{r['question']} {r['answer']}" not in lines, r
+    stated = [f"{r['question']} {r['answer']}" in lines for r in eval_rows]
+    if tiny_world.cfg.skills_stated:  # held-out skill results are stated like facts; only their questions are held out
+        assert sum(stated) > 0.9 * len(stated)
+    else:
+        assert not any(stated), [r for r, s in zip(eval_rows, stated) if s]
     # skills of the train split are there; facts are taught for every entity, held-out ones included
     train_arith = [it for it in tiny_world.pool("arith", "train")]
     assert sum(it.statements[0] in lines for it in train_arith) > 0.9 * len(train_arith)
@@ -546,8 +549,39 @@ def test_world_rl_share_keeps_train_questions_out_of_sft():
     assert asked and not asked & {it.key for it in rl}
 
 
+def test_world_text_options_state_more_but_ask_nothing_held_out():
+    """skills_stated, augment and profiles change what pretrain text states, never which questions
+    any stage asks: held-out questions stay out of Q&A lines, SFT chats and RL prompts."""
+    plain = World(WorldConfig(pretrain_qa=0.2, rl_share=0.25))
+    world = World(WorldConfig(pretrain_qa=0.2, rl_share=0.25, skills_stated=True, augment=True, profiles=1.0))
+    splits = lambda w: [(it.key, it.split, it.rl_only) for items in w.items.values() for it in items]  # noqa: E731
+    assert splits(world) == splits(plain)
+
+    def text(w: World) -> set[str]:
+        rng = random.Random(0)
+        return {line for _ in range(600) for line in w.pretrain_document(rng, "train", 16).split("\n")}
+
+    lines, plain_lines = text(world), text(plain)
+    held_out_arith = world.pool("arith", "test")
+    assert sum(any(s in lines for s in it.statements) for it in held_out_arith) > 0.8 * len(held_out_arith)
+    assert not any(s in plain_lines for it in held_out_arith for s in it.statements)
+    assert "7 plus 4 is 11." in lines and len(world.items["capital"][0].statements) == 4  # augment
+    # profiles: every fact about a country in one line, its name in each sentence
+    country = world.countries[0]["name"]
+    facts = [it for kind in ("capital", "color", "rivers") for it in world.items[kind]
+             if it.key == f"{kind}:{country}"]
+    profile = next(line for line in lines if line.count(country) == 3)
+    assert all(any(s in profile for s in it.statements) for it in facts)
+    held_out = {it.question for split in ("valid", "test") for it in world.questions(split)}
+    assert not any(line.startswith("Question: ") and line[len("Question: "):].split(" Answer: ")[0] in held_out
+                   for line in lines)
+    rng = random.Random(1)
+    assert not any(world.sample_question(rng, "train").question in held_out for _ in range(2000))
+
+
 @pytest.mark.parametrize("key,value", [("rl_share", 1.0), ("rl_share", -0.1), ("pretrain_qa", "lots"),
-                                       ("pretrain_qa", True)])
+                                       ("pretrain_qa", True), ("profiles", 1.5), ("augment", "yes"),
+                                       ("skills_stated", 1)])
 def test_world_fractions_are_checked(key, value):
     with pytest.raises(ConfigError, match=f"world.{key}"):
         WorldConfig.from_dict({key: value})

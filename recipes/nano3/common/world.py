@@ -15,7 +15,9 @@ What it holds:
 
 Held-out items (valid/test) are chosen by hashing the item's key (`splits.split_of`):
 
-- skill items in valid/test never appear in any training text, chat or prompt;
+- skill items in valid/test never appear in any training text, chat or prompt (unless
+  `skills_stated`, below: then, like facts, their results are stated and only the questions
+  are held out);
 - knowledge *facts* are stated in the pretrain text for every entity (that is how the
   model learns them), but the *questions* about held-out entities are only used in
   valid/test SFT chats and RL prompts, so eval measures recall + format transfer;
@@ -36,6 +38,20 @@ Two knobs shape what each stage can learn (both off by default; the nano3 config
   in the pretrain text, but the questions are never in SFT chats or pretrain Q&A lines. To
   the SFT model they look like held-out questions, so RL trains on prompts it has not
   memorized and what it learns carries over to valid/test (`World.rl_questions`).
+
+Three more shape the pretrain text only (off by default; the tiny configs set them, issue #24):
+
+- `skills_stated`: held-out skill results are stated too ("3 + 4 = 7"), so skills are held out
+  the way facts are: only the question is never asked. A tiny model does not learn to add from
+  a table with holes (the seed-1234 model got 5 of 54 held-out sums even in completion form,
+  off by 1-2); with them stated it recalls 70-80 %. Off, held-out skill items measure the skill.
+- `augment`: two or three more phrasings of every fact ("Zoria's flag is red.", "7 plus 4 is
+  11."): facts seen in several forms are stored so that a question can reach them
+  (knowledge augmentation, Allen-Zhu & Li, Physics of Language Models 3.1).
+- `profiles`: a share of knowledge lines is an entity's profile, all its facts in one line,
+  shuffled ("Zoria has 4 rivers. The capital of Zoria is Kelmo. Zoria has a red flag."). The
+  name recurs within the line, which teaches the model to copy a name it was just given: what
+  an SFT reply that restates the fact ("The capital of <held-out country> is ...") needs.
 """
 
 from __future__ import annotations
@@ -56,6 +72,7 @@ KINDS = SKILLS + KNOWLEDGE + QUESTION_ONLY
 
 COLORS = ("red", "blue", "green", "yellow", "white", "black", "orange", "purple", "pink", "brown", "gray", "gold")
 OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
+OP_WORDS = {"+": "plus", "-": "minus", "*": "times"}
 
 _ONSETS = ("b", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z",
            "br", "dr", "gr", "kr", "tr", "st", "th", "sh", "ch", "pl")
@@ -80,6 +97,13 @@ class WorldConfig:
     pretrain_qa: float = 0.0
     #: Share of training-split questions kept for RL: never in SFT chats or pretrain Q&A lines.
     rl_share: float = 0.0
+    #: State the held-out skill results in pretrain text too ("3 + 4 = 7"), as facts are: then only the
+    #: questions are held out. Off: held-out skill items appear in no text and eval measures the skill.
+    skills_stated: bool = False
+    #: More phrasings of every fact in pretrain text (knowledge augmentation, see module doc).
+    augment: bool = False
+    #: Share of knowledge lines written as an entity's profile: all its facts in one line, shuffled.
+    profiles: float = 0.0
     #: Relative weight of each kind in pretrain lines, SFT turns and RL prompts (0 = off).
     tasks: dict = field(default_factory=lambda: {
         "arith": 4.0, "sequence": 2.0, "capital": 1.0, "color": 1.0, "rivers": 1.0, "home": 1.0, "home_capital": 0.5,
@@ -116,6 +140,11 @@ class WorldConfig:
             value = getattr(cfg, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
                 raise ConfigError(f"config key '{key}.{name}': '{value}' must be a fraction in [0, 1)")
+        if isinstance(cfg.profiles, bool) or not isinstance(cfg.profiles, (int, float)) or not 0 <= cfg.profiles <= 1:
+            raise ConfigError(f"config key '{key}.profiles': '{cfg.profiles}' must be a fraction in [0, 1]")
+        for name in ("skills_stated", "augment"):
+            if not isinstance(getattr(cfg, name), bool):
+                raise ConfigError(f"config key '{key}.{name}': '{getattr(cfg, name)}' must be true or false")
         return cfg
 
     def to_dict(self) -> dict:
@@ -186,12 +215,14 @@ class World:
             out[kind].append(Item(kind, key, question, str(answer), prompt, tuple(statements), split, rl_only,
                                   restated))
 
+        more = (lambda *phrasings: list(phrasings)) if c.augment else (lambda *phrasings: [])  # noqa: E731
         for op in c.ops:
             for a in range(c.max_operand + 1):
                 for b in range(c.max_operand + 1):
-                    expr, r = f"{a} {op} {b}", OPS[op](a, b)
-                    add("arith", f"arith:{a}{op}{b}", f"What is {expr}?", r, f"{expr} =", [f"{expr} = {r}"],
-                        f"{expr} = {r}")
+                    expr, r, word = f"{a} {op} {b}", OPS[op](a, b), OP_WORDS[op]
+                    add("arith", f"arith:{a}{op}{b}", f"What is {expr}?", r, f"{expr} =",
+                        [f"{expr} = {r}", *more(f"{a} {word} {b} is {r}.", f"The result of {expr} is {r}.",
+                                                f"{r} is {a} {word} {b}.")], f"{expr} = {r}")
         for start in range(c.sequence_max_start + 1):
             for step in range(1, c.sequence_max_step + 1):
                 n = 3 + (start + step) % 3  # terms shown: 3..5, fixed per item
@@ -204,15 +235,23 @@ class World:
             n, cap, col, riv = k["name"], k["capital"], k["color"], k["rivers"]
             capital_of[n] = cap
             add("capital", f"capital:{n}", f"What is the capital of {n}?", cap, f"The capital of {n} is",
-                [f"The capital of {n} is {cap}.", f"{cap} is the capital of {n}."], f"The capital of {n} is {cap}.")
+                [f"The capital of {n} is {cap}.", f"{cap} is the capital of {n}.",
+                 *more(f"{n}'s capital city is {cap}.", f"The capital city of {n} is called {cap}.")],
+                f"The capital of {n} is {cap}.")
             add("color", f"color:{n}", f"What color is the flag of {n}?", col, f"The flag of {n} is",
-                [f"The flag of {n} is {col}.", f"{n} has a {col} flag."], f"The flag of {n} is {col}.")
+                [f"The flag of {n} is {col}.", f"{n} has a {col} flag.",
+                 *more(f"{n}'s flag is {col}.", f"The color of the flag of {n} is {col}.")],
+                f"The flag of {n} is {col}.")
             add("rivers", f"rivers:{n}", f"How many rivers does {n} have?", riv, f"The number of rivers in {n} is",
-                [f"{n} has {riv} rivers.", f"The number of rivers in {n} is {riv}."], f"{n} has {riv} rivers.")
+                [f"{n} has {riv} rivers.", f"The number of rivers in {n} is {riv}.",
+                 *more(f"There are {riv} rivers in {n}.", f"{n} is crossed by {riv} rivers.")],
+                f"{n} has {riv} rivers.")
         for p in self.people:
             n, home = p["name"], p["home"]
             add("home", f"home:{n}", f"Where does {n} live?", home, f"{n} lives in",
-                [f"{n} lives in {home}.", f"{n} is from {home}."], f"{n} lives in {home}.")
+                [f"{n} lives in {home}.", f"{n} is from {home}.",
+                 *more(f"{n} has a home in {home}.", f"The home of {n} is {home}.")],
+                f"{n} lives in {home}.")
             add("home_capital", f"home_capital:{n}", f"What is the capital of the country where {n} lives?",
                 capital_of[home], None, [], f"{n} lives in {home}. The capital of {home} is {capital_of[home]}.")
         return out
@@ -230,7 +269,8 @@ class World:
         return [it for it in train if it.rl_only] if self.cfg.rl_share > 0 else train
 
     def completions(self, split: str) -> list[Item]:
-        """Held-out skill items in completion form (base-model eval); never in pretrain text."""
+        """Held-out skill items in completion form (base-model eval). Never in pretrain text, unless
+        `skills_stated`: then it measures recall of stated results, like the knowledge prompts."""
         return [it for k in SKILLS if self.cfg.tasks.get(k, 0) > 0 for it in self.items[k]
                 if it.split == split and it.prompt]
 
@@ -242,7 +282,7 @@ class World:
             kinds, weights, lists = [], [], []
             for k in SKILLS + KNOWLEDGE:
                 w = self.cfg.tasks.get(k, 0)
-                items = self.items[k] if k in KNOWLEDGE else self.pool(k, split)
+                items = self.items[k] if k in KNOWLEDGE or self.cfg.skills_stated else self.pool(k, split)
                 if w > 0 and items:
                     kinds.append(k), weights.append(w), lists.append(items)
             pools[split] = (kinds, weights, lists)
@@ -270,9 +310,28 @@ class World:
             if qa and rng.random() < qa:
                 out.append(self.sample_question(rng, "train").qa_line)
                 continue
-            statements = rng.choice(items).statements
-            out.append(statements[rng.randrange(len(statements))])
+            item = rng.choice(items)
+            if self.cfg.profiles and item.kind in KNOWLEDGE and rng.random() < self.cfg.profiles:
+                out.append(self.profile(rng, item))
+                continue
+            out.append(rng.choice(item.statements))
         return "\n".join(out)
+
+    def profile(self, rng: random.Random, item: Item) -> str:
+        """All facts about the item's entity in one line, shuffled, each in one of its phrasings:
+        "Zoria has 4 rivers. The capital of Zoria is Kelmo. Zoria has a red flag." The name recurs
+        within the line, which is what teaches a small model to copy a name it was just given."""
+        facts = list(self._facts_about[item.key.split(":", 1)[1]])
+        rng.shuffle(facts)
+        return " ".join(rng.choice(f.statements) for f in facts)
+
+    @cached_property
+    def _facts_about(self) -> dict[str, list[Item]]:
+        out: dict[str, list[Item]] = {}
+        for kind in KNOWLEDGE:
+            for it in self.items[kind]:
+                out.setdefault(it.key.split(":", 1)[1], []).append(it)
+        return out
 
     def sample_question(self, rng: random.Random, split: str) -> Item:
         weights, lists = self._question_pools[split]
