@@ -532,8 +532,13 @@ def test_ddp_two_processes_gloo(tmp_path, reference, pretrain_data):
     assert res["metrics"]["grad_accum_steps"] == 1
     ckpt = checkpoint.latest(out / "checkpoints")
     assert sorted(p.name for p in (ckpt / "rng").iterdir()) == ["rank_00000.pt", "rank_00001.pt"]
-    # the same samples and update as one process, up to float summation order (seen: 6e-7)
-    assert res["metrics"]["final_loss"] == pytest.approx(result(reference)["metrics"]["final_loss"], abs=1e-3)
+    # The same samples and update as one process, up to float summation order: the first logged losses
+    # agree to ~1e-6. MoE top-k routing is discrete, so once summation order flips one token's expert
+    # the runs drift apart (seen on the tiny data at step 60: 1.9e-3), hence the looser final check.
+    ddp = [r["loss"] for r in rows(out) if "loss" in r]
+    one = [r["loss"] for r in rows(reference) if "loss" in r]
+    assert len(ddp) == len(one) == 6 and ddp[:2] == pytest.approx(one[:2], abs=1e-4)
+    assert res["metrics"]["final_loss"] == pytest.approx(result(reference)["metrics"]["final_loss"], abs=2e-2)
 
 
 @pytest.mark.slow
