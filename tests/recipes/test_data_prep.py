@@ -579,6 +579,21 @@ def test_world_text_options_state_more_but_ask_nothing_held_out():
     assert not any(world.sample_question(rng, "train").question in held_out for _ in range(2000))
 
 
+def test_restated_replies_write_the_asked_name_after_a_space_as_the_question_does():
+    """A byte-level BPE gives a name at a line start other tokens than the same name after a space
+    ("Vou|reilian" vs "ĠVou|reilian"), so a reply that opens with the name cannot copy it from the
+    question: the tiny SFT model answered "Where does <held-out person> live?" with another person's
+    name (0-22 % right while it completed "<person> lives in" right 78 %). Every restated reply names
+    the entity after a space, the way the question does."""
+    world = World(WorldConfig(augment=True))
+    for kind in ("capital", "color", "rivers", "home", "home_capital"):
+        for it in world.items[kind]:
+            name = it.key.split(":", 1)[1]
+            assert f" {name} " in f"{it.question} ".replace("?", " ") and f" {name} " in it.restated, it.restated
+            assert not it.restated.startswith(name)
+            assert it.restated.rstrip(".").endswith(it.answer)
+
+
 @pytest.mark.parametrize("key,value", [("rl_share", 1.0), ("rl_share", -0.1), ("pretrain_qa", "lots"),
                                        ("pretrain_qa", True), ("profiles", 1.5), ("augment", "yes"),
                                        ("skills_stated", 1)])

@@ -170,7 +170,9 @@ class Item:
     split: str
     rl_only: bool = False  # a train question kept for RL (WorldConfig.rl_share): never in SFT or pretrain Q&A
     #: The fact restated in its pretrain form, ending with the answer ("The capital of Zoria is Kelmo.");
-    #: None: only the bare answer (sequences: restating copies every term).
+    #: None: only the bare answer (sequences: restating copies every term). The asked name follows a
+    #: space, as in the question: BPE makes a name at a line start other tokens ("Vou|reilian" vs
+    #: "ĠVou|reilian"), and a reply opening with it ("Voureilian lives in ...") cannot copy it.
     restated: str | None = None
 
     def reply(self, restate: bool) -> str:
@@ -245,15 +247,15 @@ class World:
             add("rivers", f"rivers:{n}", f"How many rivers does {n} have?", riv, f"The number of rivers in {n} is",
                 [f"{n} has {riv} rivers.", f"The number of rivers in {n} is {riv}.",
                  *more(f"There are {riv} rivers in {n}.", f"{n} is crossed by {riv} rivers.")],
-                f"{n} has {riv} rivers.")
+                f"The number of rivers in {n} is {riv}.")
         for p in self.people:
             n, home = p["name"], p["home"]
             add("home", f"home:{n}", f"Where does {n} live?", home, f"{n} lives in",
                 [f"{n} lives in {home}.", f"{n} is from {home}.",
                  *more(f"{n} has a home in {home}.", f"The home of {n} is {home}.")],
-                f"{n} lives in {home}.")
+                f"The home of {n} is {home}.")
             add("home_capital", f"home_capital:{n}", f"What is the capital of the country where {n} lives?",
-                capital_of[home], None, [], f"{n} lives in {home}. The capital of {home} is {capital_of[home]}.")
+                capital_of[home], None, [], f"The home of {n} is {home}. The capital of {home} is {capital_of[home]}.")
         return out
 
     def pool(self, kind: str, split: str) -> list[Item]:
