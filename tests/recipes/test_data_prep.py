@@ -588,9 +588,8 @@ def test_restated_replies_write_the_asked_name_after_a_space_as_the_question_doe
     world = World(WorldConfig(augment=True))
     for kind in ("capital", "color", "rivers", "home", "home_capital"):
         for it in world.items[kind]:
-            name = it.key.split(":", 1)[1]
-            assert f" {name} " in f"{it.question} ".replace("?", " ") and f" {name} " in it.restated, it.restated
-            assert not it.restated.startswith(name)
+            assert f" {it.subject} " in f"{it.question} ".replace("?", " ") and f" {it.subject} " in it.restated
+            assert not it.restated.startswith(it.subject)
             assert it.restated.rstrip(".").endswith(it.answer)
 
 

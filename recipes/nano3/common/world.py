@@ -175,6 +175,12 @@ class Item:
     #: "ĠVou|reilian"), and a reply opening with it ("Voureilian lives in ...") cannot copy it.
     restated: str | None = None
 
+    @property
+    def subject(self) -> str:
+        """What the item is about: the entity's name ("Zoria" of "capital:Zoria"), the operation or
+        sequence of a skill item ("3+4", "3:5")."""
+        return self.key.split(":", 1)[1]
+
     def reply(self, restate: bool) -> str:
         """The assistant's answer in SFT chats. Restated, recall of held-out facts carries over to chat
         form (the reply is the sentence pretraining taught); common/answers.py reads its last word."""
@@ -323,7 +329,7 @@ class World:
         """All facts about the item's entity in one line, shuffled, each in one of its phrasings:
         "Zoria has 4 rivers. The capital of Zoria is Kelmo. Zoria has a red flag." The name recurs
         within the line, which is what teaches a small model to copy a name it was just given."""
-        facts = list(self._facts_about[item.key.split(":", 1)[1]])
+        facts = list(self._facts_about[item.subject])
         rng.shuffle(facts)
         return " ".join(rng.choice(f.statements) for f in facts)
 
@@ -332,7 +338,7 @@ class World:
         out: dict[str, list[Item]] = {}
         for kind in KNOWLEDGE:
             for it in self.items[kind]:
-                out.setdefault(it.key.split(":", 1)[1], []).append(it)
+                out.setdefault(it.subject, []).append(it)
         return out
 
     def sample_question(self, rng: random.Random, split: str) -> Item:
